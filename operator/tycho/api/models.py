@@ -1,0 +1,263 @@
+"""Pydantic models of the ExperimentPipeline custom resource: the single source of truth.
+
+The CRD (``tycho.api.crd``), manifest validation (``tycho.api.validation``), the planner
+and both runners read these types. Field docstrings become the CRD's descriptions, so
+``kubectl explain xp.spec.stages`` shows them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+import pydantic
+from pydantic import alias_generators
+
+GROUP = "tycho.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "ExperimentPipeline"
+PLURAL = "experimentpipelines"
+SINGULAR = "experimentpipeline"
+SHORT_NAMES = ["xp"]
+
+Scalar = Union[bool, int, float, str]
+ParamValue = Union[bool, int, float, str, list[Scalar]]
+Quantity = Union[int, float, str]
+
+
+class Model(pydantic.BaseModel):
+    """Base: camelCase on the wire (Kubernetes style), unknown fields rejected."""
+
+    model_config = pydantic.ConfigDict(
+        alias_generator=alias_generators.to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+        frozen=False,
+    )
+
+
+class SecretKeyRef(Model):
+    name: str
+    """Name of a Secret in the pipeline's namespace."""
+    key: str
+    """Key inside the Secret."""
+
+
+class EnvValueFrom(Model):
+    secret_key_ref: SecretKeyRef
+    """Read the value from a Secret. Secret values never enter cache keys, status, logs or records."""
+
+
+class EnvVar(Model):
+    name: str
+    """Environment variable name."""
+    value: str | None = None
+    """Literal value; part of the cache key and recorded in provenance."""
+    value_from: EnvValueFrom | None = None
+    """Secret-backed value (locally: taken from the same-named variable of the caller's environment)."""
+
+
+class SecretRef(Model):
+    name: str
+    """Secret holding storage credentials (keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, optional AWS_ENDPOINT_URL)."""
+
+
+class Storage(Model):
+    url: str = "file://.tycho/store"
+    """fsspec URL where outputs and records live: file://PATH (relative paths are relative to the working directory), s3://BUCKET/PREFIX, gs://..."""
+    secret_ref: SecretRef | None = None
+    """Credentials for the store, from a Secret (cluster runs)."""
+
+
+class Code(Model):
+    path: str | None = None
+    """Directory of the stage code, relative to the manifest file; stages run with it as working directory. Its content digest is part of every cache key."""
+    digest: str | None = None
+    """sha256 of the code as built into the stage image (cluster runs, where the operator cannot read the source). Set by the image build script."""
+    workdir: str = "/app/pipeline"
+    """Working directory of the code inside the stage image (cluster runs)."""
+
+
+class StageInput(Model):
+    name: str
+    """File name of the input inside the stage's inputs directory."""
+    from_: str | None = pydantic.Field(default=None, alias="from")
+    """Another stage's output, as STAGE/OUTPUT."""
+    url: str | None = None
+    """External data (any fsspec URL) instead of a stage output."""
+    sha256: str | None = None
+    """Expected sha256 of the external data; the stage fails when the data differs."""
+
+
+class GPU(Model):
+    count: int = 1
+    """Number of GPUs (extended resource nvidia.com/gpu)."""
+    type: str | None = None
+    """GPU product, matched against the node label nvidia.com/gpu.product."""
+
+
+class Resources(Model):
+    cpu: Quantity | None = None
+    """CPU request and limit, a Kubernetes quantity such as 500m or 2."""
+    memory: Quantity | None = None
+    """Memory request and limit, a Kubernetes quantity such as 512Mi or 2Gi."""
+    gpu: GPU | None = None
+    """GPUs; the stage is placed on a GPU node."""
+
+
+class Toleration(Model):
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+
+class Retries(Model):
+    limit: int = pydantic.Field(default=0, ge=0, le=20)
+    """How many times a failed attempt is retried."""
+    backoff_seconds: int = pydantic.Field(default=10, ge=0, le=3600)
+    """Delay before the first retry; doubles with each further retry."""
+
+
+class Cache(Model):
+    enabled: bool = True
+    """Reuse outputs recorded for the same cache key."""
+    version: str = "1"
+    """Salt in the cache key: change it to force a re-run without changing anything else."""
+
+
+class Stage(Model):
+    name: str
+    """Stage name, a DNS-1123 label (lowercase letters, digits, '-')."""
+    image: str
+    """Container image (tag or @sha256 digest). The resolved digest is always recorded."""
+    command: list[str]
+    """Command run in the code's working directory, e.g. [python, train.py]."""
+    args: list[str] = []
+    """Arguments appended to the command."""
+    env: list[EnvVar] = []
+    """Extra environment variables."""
+    params: dict[str, ParamValue] = {}
+    """Typed parameters (bool, int, float, string, or a list of those) given to the stage as a JSON file."""
+    inputs: list[StageInput] = []
+    """Files the stage reads: outputs of earlier stages or external data."""
+    outputs: list[str] = []
+    """Names of the files the stage must write."""
+    resources: Resources = Resources()
+    """CPU, memory and GPU."""
+    node_selector: dict[str, str] = {}
+    """Node labels the stage's pod must match (cluster runs)."""
+    tolerations: list[Toleration] = []
+    """Taints the stage's pod tolerates; GPU stages tolerate nvidia.com/gpu by default."""
+    retries: Retries = Retries()
+    """Retries with exponential backoff."""
+    timeout_seconds: int | None = pydantic.Field(default=None, ge=1)
+    """Wall-clock limit of one attempt."""
+    cache: Cache = Cache()
+    """Caching of this stage's outputs."""
+
+
+class Spec(Model):
+    description: str = ""
+    """What this pipeline is for."""
+    owner: str = ""
+    """Team or person accountable for its runs."""
+    tags: list[str] = []
+    """Labels to filter and compare runs by."""
+    storage: Storage = Storage()
+    """Where outputs and provenance records are stored."""
+    code: Code = Code()
+    """The stage code."""
+    suspend: bool = False
+    """Stop creating stage Jobs and delete running ones; setting it back to false resumes."""
+    max_parallel: int = pydantic.Field(default=2, ge=1, le=64)
+    """How many independent stages may run at once."""
+    stages: list[Stage]
+    """The stages; order does not matter, inputs define the graph."""
+
+
+class Metadata(Model):
+    model_config = pydantic.ConfigDict(extra="allow")
+    name: str
+    """Pipeline name."""
+    namespace: str | None = None
+    uid: str | None = None
+    generation: int | None = None
+
+
+class ExperimentPipeline(Model):
+    api_version: Literal["tycho.dev/v1alpha1"]
+    kind: Literal["ExperimentPipeline"]
+    metadata: Metadata
+    spec: Spec
+    status: dict[str, object] | None = None
+
+
+# ---- status ---------------------------------------------------------------------------
+
+StagePhase = Literal["Pending", "Running", "Succeeded", "Failed", "Cached", "Skipped", "Suspended"]
+PipelinePhase = Literal["Pending", "Running", "Succeeded", "Failed", "Suspended", "Invalid"]
+
+
+class Condition(Model):
+    type: str
+    """Ready, Progressing, Degraded or Valid."""
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    """CamelCase reason."""
+    message: str = ""
+    """Human-readable detail."""
+    last_transition_time: str | None = None
+    """RFC 3339 time."""
+    observed_generation: int | None = None
+
+
+class OutputStatus(Model):
+    name: str
+    sha256: str
+    uri: str
+    """Content-addressed location in the store."""
+
+
+class StageStatus(Model):
+    name: str
+    phase: StagePhase = "Pending"
+    attempts: int = 0
+    started_at: str | None = None
+    finished_at: str | None = None
+    cache_key: str | None = None
+    """sha256 of the stage's inputs, code, image, command and params, computed before it runs."""
+    cache_hit: bool | None = None
+    job_name: str | None = None
+    outputs: list[OutputStatus] = []
+    provenance: str | None = None
+    """URI of the stage's provenance record (in-toto Statement, SLSA Provenance v1)."""
+    metrics: dict[str, float] = {}
+    """Last value of each metric the stage reported."""
+    message: str = ""
+
+
+class Status(Model):
+    phase: PipelinePhase = "Pending"
+    progress: str = ""
+    """Finished stages / all stages, e.g. 5/7."""
+    headline: str = ""
+    """The most recent headline metric, e.g. test_accuracy=0.97."""
+    run_id: str | None = None
+    observed_generation: int | None = None
+    stages: list[StageStatus] = []
+    conditions: list[Condition] = []
+    message: str = ""
+
+
+PRINTER_COLUMNS: list[dict[str, object]] = [
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
+    {"name": "Metric", "type": "string", "jsonPath": ".status.headline"},
+    {"name": "Run", "type": "string", "jsonPath": ".status.runId", "priority": 1},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+StageRef = Annotated[str, "STAGE/OUTPUT"]

@@ -1,0 +1,256 @@
+"""Checks a manifest before anything runs and explains every problem.
+
+Each problem names the field path (``spec.stages[2].inputs[0].from``), what is wrong
+and what would fix it. Used by ``tycho validate``, by ``tycho run`` before it plans, and
+by the operator before it creates any Job, so a rejected manifest never half-runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pydantic
+import yaml
+
+from tycho.api import models
+from tycho.planning import dag
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|e[0-9]+)?$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Job names carry pipeline, stage and 10 hex digits of the cache key; they label pods (63 max).
+JOB_NAME_BUDGET = 63 - 12
+RESERVED_ENV_PREFIX = "TYCHO_"
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a manifest."""
+
+    path: str
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message} (fix: {self.fix})"
+
+
+class InvalidManifest(Exception):
+    """Raised with every problem found, so a user fixes them all in one pass."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def _loc_to_path(loc: Iterable[int | str]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in {"bool", "int", "float", "str", "list[union[bool,int,float,str]]"}:
+            continue  # union branch names pydantic adds; not part of the user's path
+        elif part.startswith(("list[", "union[", "function-")):
+            continue
+        else:
+            path += ("." if path else "") + part
+    return path
+
+
+_FIXES = {
+    "missing": "add the field",
+    "extra_forbidden": "remove it, or check its spelling against `kubectl explain xp.spec` / docs/manifest.md",
+    "literal_error": "use one of the allowed values",
+}
+
+
+def _from_pydantic(error: pydantic.ValidationError) -> list[Problem]:
+    problems: dict[str, Problem] = {}
+    for item in error.errors():
+        path = _loc_to_path(item["loc"])
+        kind = item["type"]
+        if path.endswith(".image") and kind == "missing":
+            fix = "set the stage's container image, e.g. image: tycho/stage-cpu:0.1.0"
+        elif ".params." in path:
+            fix = "use a bool, int, float, string, or a list of those (no objects or null)"
+            problems[path] = Problem(path, "unsupported param type", fix)
+            continue
+        else:
+            fix = _FIXES.get(kind, "correct the value")
+        msg = item["msg"]
+        if kind == "extra_forbidden":
+            msg = "unknown field"
+        problems.setdefault(path, Problem(path, msg, fix))
+    return list(problems.values())
+
+
+def _check_names(spec: models.Spec, name: str) -> Iterable[Problem]:
+    if not DNS_SUBDOMAIN.match(name) or len(name) > 253:
+        yield Problem("metadata.name", f"{name!r} is not a valid Kubernetes name",
+                      "use lowercase letters, digits and '-', starting and ending alphanumeric")
+    seen: dict[str, int] = {}
+    for i, stage in enumerate(spec.stages):
+        path = f"spec.stages[{i}].name"
+        if stage.name in seen:
+            yield Problem(path, f"duplicate stage name {stage.name!r} (also spec.stages[{seen[stage.name]}])",
+                          "give every stage a unique name")
+        seen.setdefault(stage.name, i)
+        if not DNS_LABEL.match(stage.name):
+            yield Problem(path, f"{stage.name!r} is not a valid DNS-1123 label",
+                          "use lowercase letters, digits and '-', starting and ending alphanumeric")
+        if len(name) + 1 + len(stage.name) > JOB_NAME_BUDGET:
+            yield Problem(path, f"pipeline and stage names are {len(name) + 1 + len(stage.name)} characters together; "
+                          f"Job names allow {JOB_NAME_BUDGET}", "shorten the pipeline or the stage name")
+        outs: set[str] = set()
+        for j, out in enumerate(stage.outputs):
+            if not FILE_NAME.match(out):
+                yield Problem(f"spec.stages[{i}].outputs[{j}]", f"{out!r} is not a valid output name",
+                              "use letters, digits, '_', '.' and '-' (it becomes a file name)")
+            if out in outs:
+                yield Problem(f"spec.stages[{i}].outputs[{j}]", f"duplicate output {out!r}", "name each output once")
+            outs.add(out)
+        ins: set[str] = set()
+        for j, inp in enumerate(stage.inputs):
+            if not FILE_NAME.match(inp.name):
+                yield Problem(f"spec.stages[{i}].inputs[{j}].name", f"{inp.name!r} is not a valid input name",
+                              "use letters, digits, '_', '.' and '-' (it becomes a file name)")
+            if inp.name in ins:
+                yield Problem(f"spec.stages[{i}].inputs[{j}].name", f"duplicate input {inp.name!r}",
+                              "name each input once")
+            ins.add(inp.name)
+
+
+def _check_stage_fields(spec: models.Spec) -> Iterable[Problem]:
+    for i, stage in enumerate(spec.stages):
+        base = f"spec.stages[{i}]"
+        if not stage.image.strip():
+            yield Problem(f"{base}.image", "image is empty", "set a container image, e.g. tycho/stage-cpu:0.1.0")
+        if not stage.command:
+            yield Problem(f"{base}.command", "command is empty", "give the command to run, e.g. [python, train.py]")
+        for field in ("cpu", "memory"):
+            value = getattr(stage.resources, field)
+            if value is not None and not (isinstance(value, (int, float)) and value > 0 or
+                                          isinstance(value, str) and QUANTITY.match(value)):
+                yield Problem(f"{base}.resources.{field}", f"{value!r} is not a Kubernetes quantity",
+                              "use e.g. 500m or 2 for cpu, 512Mi or 2Gi for memory")
+        if stage.resources.gpu is not None and stage.resources.gpu.count < 1:
+            yield Problem(f"{base}.resources.gpu.count", "must be at least 1", "remove gpu or set count >= 1")
+        for j, env in enumerate(stage.env):
+            path = f"{base}.env[{j}]"
+            if not ENV_NAME.match(env.name):
+                yield Problem(f"{path}.name", f"{env.name!r} is not a valid variable name", "use [A-Za-z_][A-Za-z0-9_]*")
+            if env.name.startswith(RESERVED_ENV_PREFIX):
+                yield Problem(f"{path}.name", f"{env.name!r} uses the reserved prefix TYCHO_", "rename the variable")
+            if (env.value is None) == (env.value_from is None):
+                yield Problem(path, "needs exactly one of value and valueFrom", "set value, or valueFrom.secretKeyRef")
+        for key, value in stage.params.items():
+            if isinstance(value, list) and len({type(v) for v in value}) > 1:
+                yield Problem(f"{base}.params.{key}", "list mixes types " + ", ".join(sorted({type(v).__name__ for v in value})),
+                              "make every element the same type")
+        for j, inp in enumerate(stage.inputs):
+            path = f"{base}.inputs[{j}]"
+            if (inp.from_ is None) == (inp.url is None):
+                yield Problem(path, "needs exactly one of from and url",
+                              "use from: STAGE/OUTPUT for a stage output, or url: for external data")
+            if inp.sha256 is not None and not SHA256.match(inp.sha256.removeprefix("sha256:")):
+                yield Problem(f"{path}.sha256", "not a sha256 hex digest", "give 64 lowercase hex digits")
+            if inp.from_ is not None and inp.sha256 is not None:
+                yield Problem(f"{path}.sha256", "sha256 applies to url inputs only", "remove it")
+
+
+def _check_graph(spec: models.Spec) -> Iterable[Problem]:
+    outputs = {s.name: set(s.outputs) for s in spec.stages}
+    for i, stage in enumerate(spec.stages):
+        for j, inp in enumerate(stage.inputs):
+            if inp.from_ is None:
+                continue
+            path = f"spec.stages[{i}].inputs[{j}].from"
+            ref_stage, _, ref_out = inp.from_.partition("/")
+            if not ref_out:
+                yield Problem(path, f"{inp.from_!r} is not STAGE/OUTPUT", "write it as STAGE/OUTPUT, e.g. split/splits")
+            elif ref_stage not in outputs:
+                yield Problem(path, f"unknown stage {ref_stage!r}",
+                              "use one of: " + ", ".join(sorted(outputs)))
+            elif ref_out not in outputs[ref_stage]:
+                yield Problem(path, f"stage {ref_stage!r} has no output {ref_out!r}",
+                              "use one of: " + (", ".join(sorted(outputs[ref_stage])) or "(it declares no outputs)"))
+            elif ref_stage == stage.name:
+                yield Problem(path, "a stage cannot read its own output", "read it from an earlier stage")
+    cycle = dag.find_cycle(dag.edges(spec))
+    if cycle:
+        yield Problem("spec.stages", "cycle: " + " -> ".join(cycle),
+                      "remove one of these inputs so the stages form a DAG")
+
+
+def check(doc: Mapping[str, Any]) -> models.ExperimentPipeline:
+    """Validate a manifest (already parsed YAML). Raises InvalidManifest with all problems."""
+    if not isinstance(doc, Mapping):
+        raise InvalidManifest([Problem("(document)", "not a mapping", "write an ExperimentPipeline manifest")])
+    try:
+        pipeline = models.ExperimentPipeline.model_validate(doc)
+    except pydantic.ValidationError as err:
+        raise InvalidManifest(_from_pydantic(err)) from None
+    problems = list(_check_names(pipeline.spec, pipeline.metadata.name))
+    problems += list(_check_stage_fields(pipeline.spec))
+    if not problems:
+        problems += list(_check_graph(pipeline.spec))
+    if not pipeline.spec.stages:
+        problems.append(Problem("spec.stages", "no stages", "add at least one stage"))
+    if problems:
+        raise InvalidManifest(problems)
+    return pipeline
+
+
+def load_text(text: str) -> models.ExperimentPipeline:
+    """Parse and validate a manifest's YAML text."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise InvalidManifest([Problem("(document)", f"not valid YAML: {err}", "fix the YAML syntax")]) from None
+    return check(doc)
+
+
+def apply_overrides(pipeline: models.ExperimentPipeline, overrides: Mapping[str, str]) -> models.ExperimentPipeline:
+    """Apply ``STAGE.PARAM=VALUE`` overrides, keeping each param's declared type.
+
+    Values are parsed as YAML scalars/lists; a value of another type than the manifest's
+    is a problem (``epochs=abc`` when epochs is an int), so a typo never silently runs.
+    """
+    problems: list[Problem] = []
+    stages = {s.name: s for s in pipeline.spec.stages}
+    updated = pipeline.model_copy(deep=True)
+    by_name = {s.name: s for s in updated.spec.stages}
+    for target, raw in overrides.items():
+        stage_name, _, param = target.partition(".")
+        path = f"--set {target}"
+        if stage_name not in stages or not param:
+            problems.append(Problem(path, "unknown stage", "use STAGE.PARAM=VALUE with one of: " + ", ".join(stages)))
+            continue
+        current = stages[stage_name].params.get(param)
+        value = yaml.safe_load(raw) if raw.strip() else ""
+        if current is not None and not _same_type(current, value):
+            problems.append(Problem(path, f"expected {type(current).__name__}, got {value!r}",
+                                    f"give a {type(current).__name__} value like {current!r}"))
+            continue
+        if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        by_name[stage_name].params[param] = value
+    if problems:
+        raise InvalidManifest(problems)
+    return check(updated.model_dump(by_alias=True, exclude_none=True))
+
+
+def _same_type(current: Any, value: Any) -> bool:
+    if isinstance(current, bool) or isinstance(value, bool):
+        return isinstance(current, bool) and isinstance(value, bool)
+    if isinstance(current, float):
+        return isinstance(value, (int, float))
+    if isinstance(current, list):
+        return isinstance(value, list)
+    return type(current) is type(value)

@@ -1,0 +1,72 @@
+"""Cache keys: sha256 over the canonical JSON of everything that determines a stage's outputs.
+
+The components are kept next to the key (in run summaries) so ``tycho explain`` can say
+which one changed. Pure code; the same function serves the local runner and the operator,
+so both compute the same key for the same inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from tycho.api import models
+
+KEY_SCHEMA = "tycho-cache-key/v1"
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no whitespace, UTF-8: the same bytes for the same value in any process."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def digest(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+def public_env(stage: models.Stage) -> dict[str, str]:
+    """The stage's literal env values; Secret-backed ones never enter keys or records."""
+    return {e.name: e.value for e in stage.env if e.value is not None}
+
+
+def components(stage: models.Stage, image: str, code_digest: str, input_digests: Mapping[str, str]) -> dict[str, Any]:
+    """Everything the key covers, by name (the names ``explain`` reports)."""
+    return {
+        "tycho": KEY_SCHEMA,
+        "cacheVersion": stage.cache.version,
+        "image": image,
+        "command": list(stage.command),
+        "args": list(stage.args),
+        "env": dict(sorted(public_env(stage).items())),
+        "params": dict(stage.params),
+        "inputs": dict(sorted(input_digests.items())),
+        "outputs": sorted(stage.outputs),
+        "code": code_digest,
+    }
+
+
+def key(parts: Mapping[str, Any]) -> str:
+    return digest(dict(parts))
+
+
+def changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Human-readable list of what differs, e.g. ``params.epochs: 30 -> 2``."""
+    out: list[str] = []
+    for name in sorted(set(old) | set(new)):
+        a, b = old.get(name), new.get(name)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            for sub in sorted(set(a) | set(b)):
+                if a.get(sub) != b.get(sub):
+                    out.append(f"{name}.{sub}: {_short(a.get(sub))} -> {_short(b.get(sub))}")
+        else:
+            out.append(f"{name}: {_short(a)} -> {_short(b)}")
+    return out
+
+
+def _short(value: Any) -> str:
+    text = "(none)" if value is None else json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 24 else text[:12] + "…" + text[-8:]

@@ -1,0 +1,1 @@
+"""Provenance: hashing, the content-addressed object store and write-once records."""

@@ -1,0 +1,184 @@
+"""The object store: content-addressed blobs and write-once JSON documents on any fsspec URL.
+
+Used by the stage wrapper (upload outputs, write records), by the runners (cache lookups,
+run summaries) and by the CLI (lineage, reproduce). Layout: docs/contracts.md §2.
+Credentials come from the environment only (for S3: AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL), never from arguments that could be logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import uuid
+from pathlib import Path
+from typing import Any
+
+import fsspec
+
+from tycho.provenance import hashing
+
+
+class WriteOnceViolation(Exception):
+    """A record already exists: records are never overwritten."""
+
+
+class IntegrityError(Exception):
+    """Stored bytes do not hash to the digest they are stored under."""
+
+
+def resolve_url(url: str) -> str:
+    """Make a relative ``file://`` URL absolute (relative to the working directory)."""
+    if url.startswith("file://"):
+        path = url[len("file://"):]
+        return "file://" + os.path.abspath(path)
+    if "://" not in url:
+        return "file://" + os.path.abspath(url)
+    return url
+
+
+def storage_options(url: str) -> dict[str, Any]:
+    """fsspec options from the environment (S3 endpoint for MinIO and friends)."""
+    if url.startswith("s3://"):
+        endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("TYCHO_S3_ENDPOINT")
+        # No listing cache: another process (a stage pod) may have just written the key.
+        opts: dict[str, Any] = {"use_listings_cache": False}
+        if endpoint:
+            opts["client_kwargs"] = {"endpoint_url": endpoint}
+            opts["config_kwargs"] = {"s3": {"addressing_style": "path"}}
+        return opts
+    return {}
+
+
+class Store:
+    """One store root. Paths passed to methods are relative to the root."""
+
+    def __init__(self, url: str) -> None:
+        self.url = resolve_url(url).rstrip("/")
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **storage_options(self.url))
+        self.local = self.url.startswith("file://")
+
+    # ---- addressing -------------------------------------------------------------------
+    def _path(self, rel: str) -> str:
+        return posixpath.join(self.root, rel)
+
+    def uri(self, rel: str) -> str:
+        return f"{self.url}/{rel}"
+
+    def rel(self, uri: str) -> str:
+        """Relative path of a URI inside this store."""
+        prefix = self.url + "/"
+        if not uri.startswith(prefix):
+            raise ValueError(f"{uri} is not in store {self.url}")
+        return uri[len(prefix):]
+
+    @staticmethod
+    def object_rel(sha256: str) -> str:
+        return f"objects/sha256/{sha256}"
+
+    # ---- blobs --------------------------------------------------------------------------
+    def has_object(self, sha256: str) -> bool:
+        return bool(self.fs.exists(self._path(self.object_rel(sha256))))
+
+    def put_file(self, local: str | Path, sha256: str | None = None) -> str:
+        """Store a file under its digest (computed if not given); returns the digest."""
+        digest = sha256 or hashing.sha256_file(local)
+        target = self._path(self.object_rel(digest))
+        if self.fs.exists(target) and self.fs.size(target) == os.path.getsize(local):
+            return digest
+        if self.local:
+            # Copy under a unique temporary name then rename: readers never see half a blob.
+            os.makedirs(posixpath.dirname(target), exist_ok=True)
+            tmp = f"{target}.tmp-{uuid.uuid4().hex}"
+            self.fs.put_file(str(local), tmp)
+            os.replace(tmp, target)
+        else:
+            self.fs.put_file(str(local), target)  # an S3 PUT is atomic
+        return digest
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store bytes under their digest; returns the digest."""
+        digest = hashing.sha256_bytes(data)
+        target = self._path(self.object_rel(digest))
+        if self.fs.exists(target):
+            return digest
+        if self.local:
+            os.makedirs(posixpath.dirname(target), exist_ok=True)
+            tmp = f"{target}.tmp-{uuid.uuid4().hex}"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, target)
+        else:
+            self.fs.pipe_file(target, data)
+        return digest
+
+    def get_bytes(self, sha256: str) -> bytes:
+        data = bytes(self.fs.cat_file(self._path(self.object_rel(sha256))))
+        if hashing.sha256_bytes(data) != sha256:
+            raise IntegrityError(f"object {sha256} in {self.url} does not hash to its name")
+        return data
+
+    def get_file(self, sha256: str, local: str | Path) -> None:
+        """Fetch a blob and check it still hashes to its name."""
+        self.fs.get_file(self._path(self.object_rel(sha256)), str(local))
+        actual = hashing.sha256_file(local)
+        if actual != sha256:
+            raise IntegrityError(f"object {sha256} in {self.url} hashes to {actual}")
+
+    def verify(self, sha256: str) -> bool:
+        """True when the blob exists and its bytes still hash to its digest."""
+        path = self._path(self.object_rel(sha256))
+        if not self.fs.exists(path):
+            return False
+        with self.fs.open(path, "rb", block_size=hashing.CHUNK) as f:
+            return hashing.sha256_stream(f) == sha256
+
+    # ---- documents ----------------------------------------------------------------------
+    def exists(self, rel: str) -> bool:
+        return bool(self.fs.exists(self._path(rel)))
+
+    def write_json_once(self, rel: str, doc: Any) -> str:
+        """Create a JSON document that must not exist yet; returns its URI."""
+        path = self._path(rel)
+        data = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+        if self.local:
+            os.makedirs(posixpath.dirname(path), exist_ok=True)
+            try:
+                with open(path, "xb") as f:
+                    f.write(data)
+            except FileExistsError:
+                raise WriteOnceViolation(f"{self.uri(rel)} already exists; records are write-once") from None
+        else:
+            if self.fs.exists(path):
+                raise WriteOnceViolation(f"{self.uri(rel)} already exists; records are write-once")
+            self.fs.pipe_file(path, data)
+        return self.uri(rel)
+
+    def write_json(self, rel: str, doc: Any) -> str:
+        """Create or replace a JSON document (indexes, not records); atomic on local disks."""
+        path = self._path(rel)
+        data = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+        if self.local:
+            os.makedirs(posixpath.dirname(path), exist_ok=True)
+            tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        else:
+            self.fs.pipe_file(path, data)
+        return self.uri(rel)
+
+    def read_json(self, rel: str) -> Any:
+        with self.fs.open(self._path(rel), "rb") as f:
+            return json.loads(f.read())
+
+    def read_json_uri(self, uri: str) -> Any:
+        return self.read_json(self.rel(uri))
+
+    def list(self, rel_dir: str) -> list[str]:
+        """Names (not paths) directly under a directory, sorted; [] when it does not exist."""
+        path = self._path(rel_dir)
+        if not self.fs.exists(path):
+            return []
+        return sorted(posixpath.basename(p.rstrip("/")) for p in self.fs.ls(path, detail=False))

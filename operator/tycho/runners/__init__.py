@@ -1,0 +1,1 @@
+"""Runners execute a plan. They differ only in how a stage is executed."""
