@@ -1,0 +1,58 @@
+"""Operator settings: one documented object read from environment variables.
+
+The Helm chart's values map one to one onto these variables (charts/tycho/values.yaml),
+so what an admin sets in values is what the operator reads here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    namespaces: tuple[str, ...] = ()
+    """TYCHO_NAMESPACES: comma-separated namespaces to watch; empty = cluster-wide."""
+    metrics_port: int = 8080
+    """TYCHO_METRICS_PORT: port of the Prometheus /metrics endpoint."""
+    health_port: int = 8081
+    """TYCHO_HEALTH_PORT: port of kopf's liveness endpoint (/healthz)."""
+    stage_service_account: str = "default"
+    """TYCHO_STAGE_SERVICE_ACCOUNT: ServiceAccount of stage pods (needs no API access)."""
+    default_store: str = ""
+    """TYCHO_DEFAULT_STORE: store URL for pipelines whose spec.storage.url is the local default."""
+    store_secret: str = ""
+    """TYCHO_STORE_SECRET: Secret with store credentials when a pipeline names none."""
+    stage_image_pull_policy: str = "IfNotPresent"
+    """TYCHO_STAGE_IMAGE_PULL_POLICY: imagePullPolicy of stage containers."""
+    gpu_resource: str = "nvidia.com/gpu"
+    """TYCHO_GPU_RESOURCE: extended resource name of GPUs."""
+    gpu_toleration_key: str = "nvidia.com/gpu"
+    """TYCHO_GPU_TOLERATION_KEY: taint key GPU nodes carry; GPU stages tolerate it by default."""
+    job_ttl_seconds: int = 86400
+    """TYCHO_JOB_TTL_SECONDS: ttlSecondsAfterFinished of stage Jobs (records outlive them)."""
+    peering: str = ""
+    """TYCHO_PEERING: kopf peering name for an active/standby pair; empty = standalone."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str, default: str) -> str:
+            return env.get(f"TYCHO_{name}", default)
+
+        return cls(
+            namespaces=tuple(n.strip() for n in get("NAMESPACES", "").split(",") if n.strip()),
+            metrics_port=int(get("METRICS_PORT", "8080")),
+            health_port=int(get("HEALTH_PORT", "8081")),
+            stage_service_account=get("STAGE_SERVICE_ACCOUNT", "default"),
+            default_store=get("DEFAULT_STORE", ""),
+            store_secret=get("STORE_SECRET", ""),
+            stage_image_pull_policy=get("STAGE_IMAGE_PULL_POLICY", "IfNotPresent"),
+            gpu_resource=get("GPU_RESOURCE", "nvidia.com/gpu"),
+            gpu_toleration_key=get("GPU_TOLERATION_KEY", "nvidia.com/gpu"),
+            job_ttl_seconds=int(get("JOB_TTL_SECONDS", "86400")),
+            peering=get("PEERING", ""),
+        )
