@@ -1,0 +1,50 @@
+"""A throwaway workspace holding the toy pipeline, its external input and a local store."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from tycho.api import models, validation
+from tycho.runners import local, progress
+
+TOY = Path(__file__).resolve().parents[2] / "fixtures" / "toy"
+
+
+class Workspace:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        shutil.copytree(TOY, root, dirs_exist_ok=True)
+        self.notes = root / "notes.txt"
+        self.notes.write_text("hello\n")
+        manifest = root / "toy.yaml"
+        manifest.write_text(manifest.read_text().replace("NOTES_URL", f"file://{self.notes}"))
+        self.manifest = manifest
+        self.store_url = f"file://{root / 'store'}"
+        self.output = io.StringIO()
+
+    def pipeline(self, **overrides: str) -> models.ExperimentPipeline:
+        pipeline = validation.load_text(self.manifest.read_text())
+        return validation.apply_overrides(pipeline, overrides) if overrides else pipeline
+
+    def options(self, **kw: object) -> local.Options:
+        return local.Options(store_url=self.store_url, manifest_dir=self.root, logs_dir=self.root / "logs",
+                             view_dir=self.root / "runs", **kw)  # type: ignore[arg-type]
+
+    def reporter(self) -> progress.Reporter:
+        return progress.LineReporter(Console(file=self.output, width=200))
+
+    def run(self, pipeline: models.ExperimentPipeline | None = None, **kw: object) -> dict:  # type: ignore[type-arg]
+        return local.run(pipeline or self.pipeline(), self.options(**kw), self.reporter())
+
+    def object(self, digest: str) -> Path:
+        return self.root / "store" / "objects" / "sha256" / digest
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    return Workspace(tmp_path)
