@@ -1,0 +1,93 @@
+"""The reference pipeline end to end through the CLI, as a user runs it (small epochs).
+
+One store for the module: the first run records everything, then the all-hits rerun,
+``explain`` after a param change, ``lineage`` and a bit-identical ``reproduce`` use it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[2]
+MANIFEST = REPO / "pipelines" / "digits.yaml"
+SMALL = ["--set", "train.epochs=4", "--set", "tune.epochs=4", "--set", "tune.trials=2",
+         "--set", "release.threshold=0.5"]
+STAGES = ["download", "split", "train", "tune", "calibrate", "evaluate", "release"]
+
+
+def tycho(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("tycho")
+    proc = subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"tycho {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("digits")
+
+
+@pytest.fixture(scope="module")
+def store(workdir: Path) -> str:
+    return f"file://{workdir / 'store'}"
+
+
+@pytest.fixture(scope="module")
+def first_run(workdir: Path, store: str) -> dict[str, Any]:
+    proc = tycho("run", str(MANIFEST), "--json", "--store", store, *SMALL, cwd=workdir)
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+
+def test_first_run_executes_all_stages_and_records_each(first_run: dict[str, Any], workdir: Path) -> None:
+    assert first_run["phase"] == "Succeeded"
+    assert list(first_run["stages"]) == STAGES
+    for name, stage in first_run["stages"].items():
+        assert stage["cacheHit"] is False, name
+        assert stage["record"], name
+        doc = json.loads(Path(stage["record"].removeprefix("file://")).read_text())
+        assert doc["predicateType"] == "https://slsa.dev/provenance/v1"
+        assert {s["name"]: s["digest"]["sha256"] for s in doc["subject"]} == stage["outputs"]
+    evaluate = first_run["stages"]["evaluate"]
+    assert set(evaluate["outputs"]) >= {"report_html", "report_ipynb", "confusion_matrix", "reliability_diagram"}
+    assert 0.5 <= evaluate["metrics"]["test_accuracy"] <= 1.0
+    assert first_run["stages"]["train"]["metrics"]  # training curves were reported
+
+
+def test_second_run_is_all_hits(first_run: dict[str, Any], workdir: Path, store: str) -> None:
+    again = json.loads(tycho("run", str(MANIFEST), "--json", "--store", store, *SMALL, cwd=workdir).stdout)
+    assert {s["cacheHit"] for s in again["stages"].values()} == {True}
+    assert {n: s["outputs"] for n, s in again["stages"].items()} == {n: s["outputs"] for n, s in first_run["stages"].items()}
+
+
+def test_explain_after_a_param_change_names_the_param(first_run: dict[str, Any], workdir: Path, store: str) -> None:
+    args = [a.replace("train.epochs=4", "train.epochs=5") for a in SMALL]
+    rows = json.loads(tycho("explain", str(MANIFEST), "--json", "--store", store, *args, cwd=workdir).stdout)["stages"]
+    by_stage = {r["stage"]: r for r in rows}
+    assert by_stage["download"]["action"] == "hit" and by_stage["tune"]["action"] == "hit"
+    assert by_stage["train"]["action"] == "run"
+    assert by_stage["train"]["changed"] == ["params.epochs: 4 -> 5"]
+    assert by_stage["evaluate"]["action"] == "wait"
+
+
+def test_lineage_of_the_release_reaches_the_download(first_run: dict[str, Any], workdir: Path, store: str) -> None:
+    ref = f"{first_run['runId']}/release/registry_entry"
+    steps = json.loads(tycho("lineage", ref, "--json", "--store", store, cwd=workdir).stdout)["steps"]
+    stages = [s["stage"] for s in steps if s["kind"] == "stage"]
+    assert stages[0] == "release" and stages[-1] == "download"
+    assert set(stages) == set(STAGES)  # via evaluate, the baseline (train) is in it too
+
+
+def test_reproduce_is_bit_identical(first_run: dict[str, Any], workdir: Path, store: str) -> None:
+    proc = tycho("reproduce", first_run["runId"], "--json", "--store", store, cwd=workdir, check=False)
+    result = json.loads(proc.stdout)
+    differing = [f"{o['stage']}/{o['output']}" for o in result["outputs"] if not o["identical"]]
+    assert differing == [] and proc.returncode == 0, differing
+    assert len(result["outputs"]) == sum(len(s["outputs"]) for s in first_run["stages"].values())
