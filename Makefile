@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: venv demo test test-unit test-e2e test-cluster cluster-up cluster-down bench clean crd
+.PHONY: venv demo test test-unit cluster-build cluster-up cluster-down cluster-smoke bench clean crd
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,12 +19,26 @@ venv: $(STAMP)
 demo: venv
 	$(BIN)/tycho run pipelines/digits.yaml
 
-## test: set up and run the whole test suite
-test: venv
+## test: set up and run the whole test suite (builds the local control plane once, cached)
+test: venv cluster-build
 	$(BIN)/python -m pytest tests
 
 test-unit: venv
 	$(BIN)/python -m pytest tests/unit
+
+## cluster-build: build etcd, kube-apiserver, controller-manager, scheduler, kwok, MinIO, helm (cached)
+cluster-build:
+	bash tests/cluster/build.sh
+
+## cluster-up: start the local control plane; kubeconfig in .cluster/kubeconfig
+cluster-up: cluster-build
+	bash tests/cluster/up.sh
+
+cluster-down:
+	bash tests/cluster/down.sh
+
+cluster-smoke:
+	bash tests/cluster/smoke.sh
 
 crd: venv
 	$(BIN)/tycho crd > charts/tycho/crds/experimentpipelines.tycho.dev.yaml
