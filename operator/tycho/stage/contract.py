@@ -31,6 +31,7 @@ def child_env(base: Mapping[str, str], *, inputs: Path, outputs: Path, params: P
         "TYCHO_PARAMS": str(params), "TYCHO_METRICS": str(metrics),
         "TYCHO_STAGE": stage, "TYCHO_PIPELINE": pipeline, "TYCHO_RUN_ID": run_id,
         "PYTHONHASHSEED": "0", "TF_DETERMINISTIC_OPS": "1", "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
         "TF_CPP_MIN_LOG_LEVEL": out.get("TF_CPP_MIN_LOG_LEVEL", "2"),
     })
     # `python` in a stage command means the interpreter Tycho itself runs on.

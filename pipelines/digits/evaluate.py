@@ -1,0 +1,164 @@
+"""Stage `evaluate`: run the evaluate.ipynb report with papermill on the test split.
+
+This script computes the test logits of the baseline and tuned models (TensorFlow stays
+out of the notebook kernel: its native log lines carry timestamps and process ids that
+would end up in the report) and passes them to the notebook through a scratch
+directory that is also the kernel's working directory. Only `bins` is injected as a
+papermill parameter, so no path ever appears in the executed notebook.
+
+The executed notebook is then cleaned of everything that differs between runs (papermill
+timings and paths, nbclient's per-cell execution timestamps, the random id of the
+injected-parameters cell) and of stderr streams (diagnostics such as first-run font
+cache messages, forwarded to the stage log instead) and written with sorted keys. HTML
+is rendered from the cleaned notebook.
+
+Outputs: report_ipynb, report_html, confusion_matrix (PNG), reliability_diagram (PNG),
+metrics (JSON written by the notebook, re-serialised canonically).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common import Contract, StageError, append_metrics, canonical_json, read_npz, run_stage, write_bytes, write_npz
+from model_io import configure_tensorflow, load_model, predict_logits
+
+CODE_DIR = Path(__file__).resolve().parent
+NOTEBOOK = CODE_DIR / "evaluate.ipynb"
+KERNEL_NAME = "python3"
+INPUTS_FILE = "evaluation_inputs.npz"
+FIGURES = {"confusion_matrix": "confusion_matrix.png", "reliability_diagram": "reliability_diagram.png"}
+HEADLINE_METRICS = ("test_accuracy", "test_nll", "test_ece", "test_ece_uncalibrated", "baseline_test_accuracy")
+
+
+def install_kernelspec(root: Path) -> None:
+    """A `python3` kernelspec pinned to this interpreter, found first through JUPYTER_PATH.
+
+    Without it papermill would use whichever `python3` kernelspec Jupyter finds, which
+    may belong to another environment.
+    """
+    spec_dir = root / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
+
+
+def kernel_environment(scratch: Path) -> None:
+    """Environment the kernel inherits: our kernelspec, scoring.py importable, no user profile."""
+    jupyter = scratch / "jupyter"
+    install_kernelspec(jupyter)
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (str(jupyter), os.environ.get("JUPYTER_PATH", "")) if p)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(CODE_DIR), os.environ.get("PYTHONPATH", "")) if p)
+    os.environ["IPYTHONDIR"] = str(scratch / "ipython")
+    os.environ["MPLBACKEND"] = "Agg"
+
+
+def clean_notebook(nb: Any, parameters: dict[str, Any]) -> list[str]:
+    """Strip run-specific metadata in place; returns the stderr text that was removed."""
+    nb.metadata.pop("papermill", None)
+    nb.metadata["papermill"] = {"parameters": parameters}
+    stderr: list[str] = []
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell["id"] = "injected-parameters"
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for output in cell.outputs:
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                stderr.append(output.get("text", ""))
+            else:
+                kept.append(output)
+        cell.outputs = kept
+    ids = [cell.get("id") for cell in nb.cells]
+    if len(set(ids)) != len(ids):
+        raise StageError(f"evaluate.ipynb has duplicate cell ids: {ids}")
+    return stderr
+
+
+def run_notebook(scratch: Path, bins: int) -> tuple[bytes, bytes]:
+    """Execute, clean and render the report; returns (notebook JSON, HTML)."""
+    import nbformat
+    import papermill
+    from nbconvert import HTMLExporter
+
+    kernel_environment(scratch)
+    executed = scratch / "executed.ipynb"
+    parameters = {"bins": bins}
+    try:
+        papermill.execute_notebook(
+            str(NOTEBOOK),
+            str(executed),
+            parameters=parameters,
+            kernel_name=KERNEL_NAME,
+            cwd=str(scratch),
+            progress_bar=False,
+            log_output=False,
+            execution_timeout=600,
+        )
+    except papermill.PapermillExecutionError as exc:
+        raise StageError(f"evaluate.ipynb failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}") from exc
+
+    nb = nbformat.read(str(executed), as_version=4)
+    for text in clean_notebook(nb, parameters):
+        sys.stderr.write(text)
+    nbformat.validate(nb)
+    notebook_json = nbformat.writes(nb).encode("utf-8") + b"\n"
+    html, _ = HTMLExporter(template_name="lab").from_notebook_node(nb, resources={"metadata": {"name": "Digits evaluation report"}})
+    return notebook_json, html.encode("utf-8")
+
+
+def main(contract: Contract) -> None:
+    bins = contract.param("bins", 10)
+    if bins < 1:
+        raise StageError(f"param bins must be >= 1, got {bins}")
+    configure_tensorflow(seed=0)
+
+    splits = read_npz(contract.input("splits"))
+    calibration = json.loads(contract.input("calibration").read_text(encoding="utf-8"))
+    temperature = calibration.get("temperature")
+    if not isinstance(temperature, (int, float)) or not temperature > 0:
+        raise StageError(f"input calibration has no positive temperature: {temperature!r}")
+    x_test, y_test = splits["x_test"], splits["y_test"].astype(np.int64)
+    if len(y_test) == 0:
+        raise StageError("the test split is empty: nothing to evaluate")
+
+    with tempfile.TemporaryDirectory(prefix="tycho-evaluate-") as tmp:
+        scratch = Path(tmp)
+        write_npz(
+            scratch / INPUTS_FILE,
+            {
+                "y_test": y_test,
+                "class_names": splits["class_names"],
+                "temperature": np.float64(temperature),
+                "logits_baseline": predict_logits(load_model(contract.input("baseline")), x_test),
+                "logits_tuned": predict_logits(load_model(contract.input("tuned")), x_test),
+            },
+        )
+        notebook_json, html = run_notebook(scratch, bins)
+        metrics = json.loads((scratch / "metrics.json").read_text(encoding="utf-8"))
+        for output, filename in FIGURES.items():
+            write_bytes(contract.output(output), (scratch / filename).read_bytes())
+
+    write_bytes(contract.output("report_ipynb"), notebook_json)
+    write_bytes(contract.output("report_html"), html)
+    write_bytes(contract.output("metrics"), canonical_json(metrics))
+    append_metrics(contract, {name: metrics[name] for name in HEADLINE_METRICS})
+    print(f"evaluate: test_accuracy {metrics['test_accuracy']:.4f}, test_ece {metrics['test_ece']:.4f}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run_stage(main)

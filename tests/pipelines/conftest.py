@@ -1,0 +1,54 @@
+"""Fixtures for the digits reference pipeline tests (see digits_harness.py)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from .digits_harness import DIGITS_DIR, StageRun, StageRunner, run_stage
+
+DIGITS_MODULES = ("common", "scoring", "model_io", "download", "split", "train", "tune", "calibrate", "evaluate", "release")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: trains TensorFlow models or executes notebooks in subprocesses (tens of seconds)")
+
+
+@pytest.fixture
+def stage(tmp_path: Path) -> StageRunner:
+    """run(stage, params, inputs) in a new subdirectory of this test's tmp_path."""
+    counter = iter(range(1_000_000))
+
+    def run(name: str, params: dict[str, Any], inputs: dict[str, Path] | None = None) -> StageRun:
+        return run_stage(tmp_path / f"{name}-{next(counter)}", name, params, inputs)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def digits_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference `dataset` output (sklearn digits), downloaded once per session."""
+    run = run_stage(tmp_path_factory.mktemp("digits-download") / "run", "download", {"source": "sklearn-digits"}).check()
+    return run.output("dataset")
+
+
+@pytest.fixture
+def digits() -> Iterator[Callable[[str], ModuleType]]:
+    """Import a module of pipelines/digits in-process (for unit tests of parsers and scores).
+
+    The modules are removed from sys.modules and sys.path afterwards: their generic names
+    (common, split, ...) must not leak into other tests.
+    """
+    sys.path.insert(0, str(DIGITS_DIR))
+    try:
+        yield importlib.import_module
+    finally:
+        sys.path.remove(str(DIGITS_DIR))
+        for name in DIGITS_MODULES:
+            sys.modules.pop(name, None)

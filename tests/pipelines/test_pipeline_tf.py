@@ -1,0 +1,178 @@
+"""The TensorFlow stages (train, tune, calibrate, evaluate) and release, chained on the real digits
+with tiny budgets, plus byte-for-byte reproducibility across processes."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import numpy as np
+import pytest
+
+from .digits_harness import StageRun, StageRunner, run_stage, sha256_file
+
+pytestmark = pytest.mark.slow
+
+SPLIT = {"buckets": 10, "leakage": "fail", "imbalance": "warn", "unnormalised": "warn", "constant": "warn"}
+TRAIN = {"seed": 7, "epochs": 2, "batch_size": 64, "learning_rate": 0.003, "kernel_size": 3, "filters": 8}
+TUNE = {"seed": 11, "trials": 2, "epochs": 2, "filters": 8, "learning_rate": [0.003, 0.01], "batch_size": [64], "kernel_size": [3, 5]}
+EVALUATE_OUTPUTS = ("report_ipynb", "report_html", "confusion_matrix", "reliability_diagram", "metrics")
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory, digits_dataset: Path) -> dict[str, StageRun]:
+    """Every stage run the tests look at, including the reruns that check reproducibility.
+
+    Runs go two at a time (the machine has two cores and each run spends seconds importing
+    TensorFlow). Every run is submitted after the runs it reads from, so a worker waiting
+    on a dependency always waits on one that is already running or done.
+    """
+    root = tmp_path_factory.mktemp("pipeline")
+    split = run_stage(root / "split", "split", SPLIT, {"dataset": digits_dataset}).check()
+    splits = split.output("splits")
+
+    def run(name: str, stage: str, params: dict[str, Any], inputs: Callable[[], dict[str, Path]]) -> StageRun:
+        return run_stage(root / name, stage, params, inputs()).check()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures: dict[str, Future[StageRun]] = {}
+
+        def output(name: str, output_name: str) -> Path:
+            return futures[name].result().output(output_name)
+
+        def submit(name: str, stage: str, params: dict[str, Any], inputs: Callable[[], dict[str, Path]]) -> None:
+            futures[name] = pool.submit(run, name, stage, params, inputs)
+
+        submit("train", "train", TRAIN, lambda: {"splits": splits})
+        submit("tune", "tune", TUNE, lambda: {"splits": splits})
+        submit("calibrate", "calibrate", {"max_iterations": 200}, lambda: {"splits": splits, "model": output("tune", "model")})
+        submit("train_again", "train", TRAIN, lambda: {"splits": splits})
+
+        def evaluate_inputs() -> dict[str, Path]:
+            return {
+                "splits": splits,
+                "baseline": output("train", "model"),
+                "tuned": output("tune", "model"),
+                "calibration": output("calibrate", "calibration"),
+            }
+
+        submit("evaluate", "evaluate", {"bins": 10}, evaluate_inputs)
+        submit("train_nondeterministic", "train", {**TRAIN, "epochs": 1, "deterministic": False}, lambda: {"splits": splits})
+        submit("evaluate_again", "evaluate", {"bins": 10}, evaluate_inputs)
+        return {"split": split, **{name: future.result() for name, future in futures.items()}}
+
+
+def test_train_writes_model_history_and_curves(pipeline: dict[str, StageRun]) -> None:
+    train = pipeline["train"]
+    history = train.json("history")
+    assert [row["epoch"] for row in history["epochs"]] == [1, 2]
+    curves = [line for line in train.metrics if "step" in line]
+    assert [line["step"] for line in curves] == [1, 2]
+    assert all(set(line) == {"step", "loss", "accuracy", "val_loss", "val_accuracy"} for line in curves)
+    assert train.headline["val_accuracy"] == history["final"]["val_accuracy"] == curves[-1]["val_accuracy"]
+
+    with zipfile.ZipFile(train.output("model")) as zf:
+        names = zf.namelist()
+        manifest = json.loads(zf.read("format.json"))
+        architecture = json.loads(zf.read("model.json"))
+        assert {info.date_time for info in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    weights = [n for n in names if n.startswith("weights/")]
+    assert len(weights) == len(manifest["weights"]) > 0
+    layer_names = [layer["config"]["name"] for layer in architecture["config"]["layers"]]
+    assert layer_names[1:4] == ["conv1", "conv2", "pool1"]
+    conv1 = next(layer for layer in architecture["config"]["layers"] if layer["config"]["name"] == "conv1")
+    assert conv1["config"]["filters"] == TRAIN["filters"]
+
+
+def test_train_is_bit_identical_in_a_new_process(pipeline: dict[str, StageRun]) -> None:
+    again = pipeline["train_again"]
+    assert again.digest("model") == pipeline["train"].digest("model")
+    assert again.digest("history") == pipeline["train"].digest("history")
+
+
+def test_train_can_run_without_op_determinism(pipeline: dict[str, StageRun]) -> None:
+    history = pipeline["train_nondeterministic"].json("history")
+    assert history["deterministic"] is False
+    assert len(history["epochs"]) == 1
+
+
+def test_tune_keeps_the_best_trial(pipeline: dict[str, StageRun]) -> None:
+    tune = pipeline["tune"]
+    trials = tune.json("trials")["trials"]
+    assert len(trials) == 2
+    grid = {(64, k, lr) for k in (3, 5) for lr in (0.003, 0.01)}
+    points = [(t["params"]["batch_size"], t["params"]["kernel_size"], t["params"]["learning_rate"]) for t in trials]
+    assert len(set(points)) == 2 and set(points) <= grid
+    assert trials[0]["seed"] != trials[1]["seed"]
+    best = min(trials, key=lambda t: (-t["val_accuracy"], t["val_loss"], t["index"]))
+    best_params = tune.json("best_params")
+    assert best_params["trial"] == best["index"] == tune.headline["best_trial"]
+    assert (best_params["batch_size"], best_params["kernel_size"], best_params["learning_rate"]) == points[best["index"]]
+    assert tune.headline["val_accuracy"] == best["val_accuracy"]
+
+
+def test_calibration_lowers_nll_and_names_its_inputs(pipeline: dict[str, StageRun]) -> None:
+    calibration = pipeline["calibrate"].json("calibration")
+    assert calibration["temperature"] > 0
+    assert calibration["nll_after"] <= calibration["nll_before"] + 1e-12
+    assert calibration["inputs"] == {
+        "model": pipeline["tune"].digest("model"),
+        "splits": pipeline["split"].digest("splits"),
+    }
+    with np.load(pipeline["split"].output("splits")) as splits:
+        assert calibration["samples"] == len(splits["y_calib"])
+
+
+def test_evaluate_report_outputs(pipeline: dict[str, StageRun]) -> None:
+    evaluate = pipeline["evaluate"]
+    for name in ("confusion_matrix", "reliability_diagram"):
+        assert evaluate.output(name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    metrics = evaluate.json("metrics")
+    with np.load(pipeline["split"].output("splits")) as splits:
+        assert metrics["test_samples"] == len(splits["y_test"])
+    assert metrics["temperature"] == pipeline["calibrate"].json("calibration")["temperature"]
+    # Two epochs are enough to beat chance (0.1) by far; a model rebuilt with wrong
+    # weights would not.
+    assert metrics["test_accuracy"] > 0.3
+    assert evaluate.headline["test_accuracy"] == metrics["test_accuracy"]
+
+    text = evaluate.output("report_ipynb").read_text(encoding="utf-8")
+    nb = nbformat.reads(text, as_version=4)
+    nbformat.validate(nb)
+    for volatile in ("start_time", "end_time", "duration", "iopub.", "/tmp", "input_path", "output_path"):
+        assert volatile not in text, volatile
+    injected = next(cell for cell in nb.cells if cell.id == "injected-parameters")
+    assert "bins = 10" in injected.source
+    outputs = {o.output_type for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs}
+    assert "display_data" in outputs and "error" not in outputs
+
+    html = evaluate.output("report_html").read_text(encoding="utf-8")
+    assert "<title>Digits evaluation report</title>" in html
+    assert "data:image/png;base64," in html
+
+
+def test_evaluate_is_bit_identical_in_a_new_process(pipeline: dict[str, StageRun]) -> None:
+    again = pipeline["evaluate_again"]
+    for name in EVALUATE_OUTPUTS:
+        assert again.digest(name) == pipeline["evaluate"].digest(name), name
+
+
+def test_release_gate_end_to_end(pipeline: dict[str, StageRun], stage: StageRunner) -> None:
+    inputs = {
+        "model": pipeline["tune"].output("model"),
+        "calibration": pipeline["calibrate"].output("calibration"),
+        "metrics": pipeline["evaluate"].output("metrics"),
+    }
+    accuracy = pipeline["evaluate"].json("metrics")["test_accuracy"]
+    passed = stage("release", {"metric": "test_accuracy", "threshold": accuracy, "model_name": "digits-cnn"}, inputs).check()
+    assert passed.json("registry_entry")["version"] == "1.0.0+" + sha256_file(inputs["model"])[:12]
+
+    refused = stage("release", {"metric": "test_accuracy", "threshold": accuracy + 0.001, "model_name": "digits-cnn"}, inputs)
+    assert refused.returncode == 1
+    assert not refused.output("registry_entry").exists()
+    assert "release gate failed: test_accuracy" in refused.stderr
