@@ -41,7 +41,7 @@ cluster-smoke:
 	bash tests/cluster/smoke.sh
 
 crd: venv
-	$(BIN)/tycho crd > charts/tycho/crds/experimentpipelines.tycho.dev.yaml
+	$(BIN)/tycho crd > charts/tycho/files/crd.yaml
 
 clean:
 	rm -rf $(VENV) .tycho .pytest_cache

@@ -48,7 +48,7 @@ def first_run(workdir: Path, store: str) -> dict[str, Any]:
 
 def test_first_run_executes_all_stages_and_records_each(first_run: dict[str, Any], workdir: Path) -> None:
     assert first_run["phase"] == "Succeeded"
-    assert list(first_run["stages"]) == STAGES
+    assert set(first_run["stages"]) == set(STAGES)
     for name, stage in first_run["stages"].items():
         assert stage["cacheHit"] is False, name
         assert stage["record"], name

@@ -17,7 +17,6 @@ DIGITS_MODULES = ("common", "scoring", "model_io", "download", "split", "train",
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: trains TensorFlow models or executes notebooks in subprocesses (tens of seconds)")
 
 
 @pytest.fixture
