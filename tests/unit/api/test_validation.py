@@ -70,7 +70,8 @@ def test_override_of_unknown_stage_names_the_stages() -> None:
 
 
 def test_int_override_of_float_param_becomes_float() -> None:
-    text = TOY.replace("{count: 5, scale: 2}", "{count: 5, scale: 2.5}")
+    text = TOY.replace("scale: 2,", "scale: 2.5,")
+    assert text != TOY
     changed = validation.apply_overrides(validation.load_text(text), {"generate.scale": "3"})
     assert changed.spec.stages[0].params["scale"] == 3.0
     assert isinstance(changed.spec.stages[0].params["scale"], float)

@@ -1,0 +1,161 @@
+"""The stage Job manifest: what the pod runs, where it may run, and that no secret leaks."""
+
+from __future__ import annotations
+
+import json
+
+from tests.unit.kube import kubefakes as fk
+
+from tycho.api import models
+from tycho.kube import jobs, naming
+from tycho.planning import cachekey
+from tycho.settings import Settings
+
+KEY = "0123456789abcdef" * 4
+
+
+def _job(pipeline: models.ExperimentPipeline | None = None, stage: str = "generate",
+         settings: Settings | None = None) -> dict:
+    pipeline = pipeline or fk.toy()
+    st = next(s for s in pipeline.spec.stages if s.name == stage)
+    inv = jobs.build_invocation(pipeline=pipeline, stage=st, run_id="toy-20250101-000000-abcd", store=fk.STORE,
+                                key=KEY, input_digests={i.name: "b" * 64 for i in st.inputs}, producers={},
+                                job=naming.job_name("toy", stage, KEY))
+    return jobs.build_job(pipeline=pipeline, stage=st, run_id="toy-20250101-000000-abcd", key=KEY, inv=inv,
+                          settings=settings or Settings())
+
+
+def _container(job: dict) -> dict:
+    return job["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_job_name_is_pipeline_stage_and_ten_hex_digits_of_the_key() -> None:
+    assert _job()["metadata"]["name"] == "toy-generate-0123456789"
+
+
+def test_job_is_labelled_for_pipeline_stage_run_and_key_and_owned_by_the_pipeline() -> None:
+    job = _job()
+    labels = job["metadata"]["labels"]
+    assert labels[naming.LABEL_PIPELINE] == "toy" and labels[naming.LABEL_STAGE] == "generate"
+    assert labels[naming.LABEL_RUN] == "toy-20250101-000000-abcd"
+    assert KEY.startswith(labels[naming.LABEL_KEY]) and len(labels[naming.LABEL_KEY]) <= 63
+    assert job["spec"]["template"]["metadata"]["labels"] == labels
+    assert job["metadata"]["annotations"][naming.ANNOTATION_KEY] == KEY
+    (owner,) = job["metadata"]["ownerReferences"]
+    assert owner == {"apiVersion": "tycho.dev/v1alpha1", "kind": "ExperimentPipeline", "name": "toy",
+                     "uid": "uid-1", "controller": True, "blockOwnerDeletion": True}
+
+
+def test_container_runs_the_stage_wrapper_with_the_invocation_in_env() -> None:
+    job = _job(stage="report")
+    c = _container(job)
+    assert c["command"] == ["tycho", "stage-exec"]
+    assert c["workingDir"] == "/app/pipeline"
+    inv = jobs.invocation_of(job)
+    assert inv.stage == "report" and inv.cache_key == KEY and inv.store == fk.STORE
+    assert inv.attempts == 1  # retries are new pods (Job backoffLimit), not in-pod loops
+    assert {i.name: i.sha256 for i in inv.inputs} == {"total": "b" * 64, "notes": "b" * 64}
+    assert inv.inputs[0].uri == f"{fk.STORE}/objects/sha256/{'b' * 64}"
+    assert inv.invocation_id == "k8s:ns1/toy-report-0123456789"
+
+
+def test_store_credentials_come_from_the_secret_by_reference_only() -> None:
+    c = _container(_job())
+    env = {e["name"]: e for e in c["env"]}
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert env[name] == {"name": name, "valueFrom": {"secretKeyRef": {"name": "store-creds", "key": name}}}
+    assert env["AWS_ENDPOINT_URL"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    assert "value" not in env["AWS_SECRET_ACCESS_KEY"]
+    assert "SECRET" not in env["TYCHO_INVOCATION"]["value"]
+
+
+def test_operator_wide_secret_is_used_when_the_pipeline_names_none() -> None:
+    doc = fk.toy_doc()
+    doc["spec"]["storage"] = {"url": fk.STORE}
+    job = _job(fk.validation.check(doc), settings=Settings(store_secret="cluster-store"))
+    refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in _container(job)["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+    assert refs == {"cluster-store"}
+
+
+def test_secret_backed_stage_env_is_a_secret_key_ref_and_stays_out_of_the_invocation() -> None:
+    doc = fk.toy_doc()
+    doc["spec"]["stages"][0]["env"] = [{"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "t"}}},
+                                       {"name": "MODE", "value": "fast"}]
+    job = _job(fk.validation.check(doc))
+    env = {e["name"]: e for e in _container(job)["env"]}
+    assert env["API_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "tok", "key": "t"}}
+    inv = jobs.invocation_of(job)
+    assert inv.secret_env == ["API_TOKEN"] and inv.env == {"MODE": "fast"}
+
+
+def test_pod_is_locked_down() -> None:
+    pod = _job()["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 1000
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
+    assert {"name": "tmp", "emptyDir": {}} in pod["volumes"]
+
+
+def test_retries_timeout_and_ttl_map_onto_the_job() -> None:
+    doc = fk.toy_doc()
+    doc["spec"]["stages"][1]["timeoutSeconds"] = 120
+    job = _job(fk.validation.check(doc), stage="total", settings=Settings(job_ttl_seconds=77))
+    assert job["spec"]["backoffLimit"] == 2
+    assert job["spec"]["ttlSecondsAfterFinished"] == 77
+    assert job["spec"]["template"]["spec"]["activeDeadlineSeconds"] == 120  # per attempt (pod), not per Job
+
+
+def test_cpu_stage_gets_requests_equal_to_limits_and_no_gpu_placement() -> None:
+    doc = fk.toy_doc()
+    doc["spec"]["stages"][0]["resources"] = {"cpu": "500m", "memory": "256Mi"}
+    pod = _job(fk.validation.check(doc))["spec"]["template"]["spec"]
+    res = pod["containers"][0]["resources"]
+    assert res["requests"] == res["limits"] == {"cpu": "500m", "memory": "256Mi"}
+    assert "tolerations" not in pod and "nodeSelector" not in pod
+
+
+def test_gpu_stage_asks_for_gpus_on_the_right_product_and_tolerates_the_gpu_taint() -> None:
+    doc = fk.toy_doc()
+    doc["spec"]["stages"][0]["resources"] = {"cpu": 2, "memory": "4Gi", "gpu": {"count": 1, "type": "NVIDIA-A10"}}
+    doc["spec"]["stages"][0]["nodeSelector"] = {"tycho.dev/pool": "gpu"}
+    pod = _job(fk.validation.check(doc))["spec"]["template"]["spec"]
+    res = pod["containers"][0]["resources"]
+    assert res["limits"] == {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": "1"}
+    assert "nvidia.com/gpu" not in res["requests"]
+    assert pod["nodeSelector"] == {"tycho.dev/pool": "gpu", "nvidia.com/gpu.product": "NVIDIA-A10"}
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def test_code_identity_prefers_the_declared_digest_else_derives_from_the_image() -> None:
+    pipeline = fk.toy()
+    stage = pipeline.spec.stages[0]
+    digest, source = jobs.code_identity(pipeline.spec, stage)
+    assert source == "image-reference" and digest == cachekey.digest({"codeFromImage": stage.image})
+    pinned = fk.validation.check(fk.toy_doc(code={"digest": "sha256:" + "c" * 64}))
+    assert jobs.code_identity(pinned.spec, stage) == ("c" * 64, "spec.code.digest")
+
+
+def test_image_pinned_by_digest_is_recorded_as_resolved() -> None:
+    doc = fk.toy_doc()
+    doc["spec"]["stages"][0]["image"] = "reg/stage@sha256:" + "d" * 64
+    inv = jobs.invocation_of(_job(fk.validation.check(doc)))
+    assert inv.image.digest == "d" * 64 and inv.image.resolved_by == "image-reference"
+
+
+def test_invocation_json_round_trips() -> None:
+    job = _job()
+    raw = next(e["value"] for e in _container(job)["env"] if e["name"] == "TYCHO_INVOCATION")
+    assert json.loads(raw)["cache_key"] == KEY
+
+
+def test_default_store_replaces_the_local_default_url() -> None:
+    doc = fk.toy_doc()
+    doc["spec"]["storage"] = {}
+    spec = fk.validation.check(doc).spec
+    assert jobs.store_url(spec, Settings(default_store="s3://cluster/store")) == "s3://cluster/store"
+    assert jobs.store_url(fk.toy().spec, Settings(default_store="s3://cluster/store")) == fk.STORE

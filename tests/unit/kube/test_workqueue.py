@@ -1,0 +1,83 @@
+"""Per-pipeline serialisation: bursts of triggers collapse, failures are retried."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from tycho.kube import events, reconciler, workqueue
+
+
+class _Rec:
+    def __init__(self, fail_first: int = 0) -> None:
+        self.calls = 0
+        self.active = 0
+        self.max_active = 0
+        self.fail_first = fail_first
+        self.lock = threading.Lock()
+
+    def forget(self, ns: str, name: str) -> None:
+        pass
+
+    def reconcile(self, ns: str, name: str) -> reconciler.Result:
+        with self.lock:
+            self.calls += 1
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+            call = self.calls
+        time.sleep(0.05)
+        with self.lock:
+            self.active -= 1
+        if call <= self.fail_first:
+            raise RuntimeError("store unreachable")
+        return reconciler.Result([events.Event("Normal", "X", str(call))], {"metadata": {"name": name}})
+
+
+def _queue(rec: _Rec, posted: list[Any]) -> workqueue.WorkQueue:
+    return workqueue.WorkQueue(rec, post=lambda ref, ev: posted.append(ev.message))  # type: ignore[arg-type]
+
+
+def test_a_burst_of_triggers_runs_one_pass_at_a_time_and_at_most_one_extra() -> None:
+    rec, posted = _Rec(), []
+
+    async def main() -> None:
+        q = _queue(rec, posted)
+        await asyncio.gather(*(q.trigger("ns", "p") for _ in range(10)))
+
+    asyncio.run(main())
+    assert rec.max_active == 1 and rec.calls == 2 and posted == ["1", "2"]
+
+
+def test_a_failed_pass_is_retried_by_the_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    rec, posted = _Rec(fail_first=1), []
+    monkeypatch.setattr(workqueue, "MAX_BACKOFF", 0.1)
+
+    async def main() -> None:
+        q = _queue(rec, posted)
+        await q.trigger("ns", "p")
+        await asyncio.sleep(0.4)
+
+    asyncio.run(main())
+    assert rec.calls == 2 and posted == ["2"]
+
+
+def test_a_failed_pass_is_raised_to_a_caller_that_retries_itself() -> None:
+    rec = _Rec(fail_first=1)
+
+    async def main() -> None:
+        await _queue(rec, []).trigger("ns", "p", propagate=True)
+
+    with pytest.raises(RuntimeError, match="store unreachable"):
+        asyncio.run(main())
+
+
+def test_job_updates_that_change_nothing_reported_are_ignored() -> None:
+    q = _queue(_Rec(), [])
+    assert q.job_changed("u", (1, 0, 0, (), False))
+    assert not q.job_changed("u", (1, 0, 0, (), False))
+    assert q.job_changed("u", (0, 1, 0, ("Failed",), False))
+    assert q.job_changed("u", None)
