@@ -8,6 +8,7 @@ that differs, 2 for invalid input.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import sys
@@ -72,30 +73,55 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     return 0 if summary["phase"] == "Succeeded" else EXIT_FAILED
 
 
+def _seconds(entry: dict[str, Any]) -> str:
+    if not entry.get("startedAt") or not entry.get("finishedAt"):
+        return ""
+    start, end = (dt.datetime.fromisoformat(entry[k].replace("Z", "+00:00")) for k in ("startedAt", "finishedAt"))
+    return f"{(end - start).total_seconds():.1f}s"
+
+
 def _print_summary(out: Console, summary: dict[str, Any], opts: local.Options) -> None:
     table = Table(title=f"{summary['pipeline']} — run {summary['runId']} — {summary['phase']}")
-    for col in ("stage", "result", "metrics"):
+    for col in ("stage", "result", "time", "metrics"):
         table.add_column(col)
     hits = 0
     for name, e in summary["stages"].items():
-        result = {"Cached": "cache hit", "Succeeded": f"ran ({e['attempts']} attempt(s))"}.get(e["phase"], e["phase"])
+        result = {"Cached": "cache hit", "Succeeded": "ran" + (f" ({e['attempts']} attempts)" if e["attempts"] > 1 else "")
+                  }.get(e["phase"], e["phase"])
         hits += e["phase"] == "Cached"
-        metrics = ", ".join(f"{k}={v:.4g}" for k, v in list(e["metrics"].items())[-4:])
-        table.add_row(name, result, metrics or e["message"].splitlines()[0] if e["message"] else metrics)
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in _headline_metrics(e["metrics"]))
+        detail = metrics or (e["message"].splitlines()[0] if e["message"] else "")
+        table.add_row(name, result, "" if e["phase"] == "Cached" else _seconds(e), detail)
     out.print(table)
     total = len(summary["stages"])
     out.print(f"{hits}/{total} stages were cache hits; {total - hits} executed." if hits < total
               else f"all {total} stages were cache hits: nothing executed.")
-    if opts.view_dir is not None and summary["store"].startswith("file://"):
-        out.print(f"outputs: {opts.view_dir / summary['runId']}/<stage>/<output>")
-    for name, e in summary["stages"].items():
-        for output in e["outputs"]:
-            if output.startswith("report") or name == "release":
-                out.print(f"  {name}/{output}: {opts.view_dir / summary['runId'] / name / output if opts.view_dir else ''}")
-    out.print(f"records: {summary['store']}/records/ — trace any output with `tycho lineage {summary['runId']}/STAGE/OUTPUT`")
+    view = opts.view_dir / summary["runId"] if opts.view_dir is not None and summary["store"].startswith("file://") else None
+    sinks = _unconsumed_outputs(summary)
+    if sinks:
+        out.print("results:")
+    for stage, output in sinks:
+        where = view / stage / output if view else summary["stages"][stage]["outputs"][output]
+        out.print(f"  {stage}/{output}: {where}", highlight=False)
+    out.print(f"run id: {summary['runId']}  (records: {summary['store']}/records/; "
+              f"trace an output: tycho lineage {summary['runId']}/STAGE/OUTPUT)", highlight=False)
     for name, e in summary["stages"].items():
         if e["phase"] == "Failed":
             out.print(f"[red]stage {name} failed[/]: {e['message']}")
+
+
+def _headline_metrics(metrics: dict[str, float], n: int = 3) -> list[tuple[str, float]]:
+    """Accuracy-like metrics first, then the most recently reported ones."""
+    items = list(metrics.items())
+    ranked = [m for m in items if "accuracy" in m[0]] + [m for m in reversed(items) if "accuracy" not in m[0]]
+    return ranked[:n]
+
+
+def _unconsumed_outputs(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """Outputs no stage reads: the pipeline's deliverables (reports, registry entries...)."""
+    consumed = {i.get("from") for s in summary["manifest"]["spec"]["stages"] for i in s.get("inputs", [])}
+    return [(name, output) for name, e in summary["stages"].items() for output in e["outputs"]
+            if f"{name}/{output}" not in consumed]
 
 
 def cmd_explain(args: argparse.Namespace, out: Console) -> int:
@@ -205,6 +231,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("crd", help="print the CustomResourceDefinition generated from the API models")
     se = sub.add_parser("stage-exec", help="run one stage (the entrypoint of stage containers)")
     se.add_argument("--invocation", help="invocation JSON file (default: $TYCHO_INVOCATION)")
+    op = sub.add_parser("operator", help="run the Kubernetes operator (settings from TYCHO_* env, see tycho.settings)")
+    op.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     return p
 
 
@@ -217,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "stage-exec":
             return cmd_stage_exec(args)
+        if args.command == "operator":
+            from tycho import operator_main
+            return operator_main.run(verbose=args.verbose)
         if args.command in {"run", "reproduce"}:
             return {"run": cmd_run, "reproduce": cmd_reproduce}[args.command](args, out, err)
         handler = {"validate": cmd_validate, "explain": cmd_explain, "lineage": cmd_lineage, "runs": cmd_runs}
