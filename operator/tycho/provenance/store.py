@@ -101,16 +101,8 @@ class Store:
         """Store bytes under their digest; returns the digest."""
         digest = hashing.sha256_bytes(data)
         target = self._path(self.object_rel(digest))
-        if self.fs.exists(target):
-            return digest
-        if self.local:
-            os.makedirs(posixpath.dirname(target), exist_ok=True)
-            tmp = f"{target}.tmp-{uuid.uuid4().hex}"
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, target)
-        else:
-            self.fs.pipe_file(target, data)
+        if not self.fs.exists(target):
+            self._write_atomic(target, data)
         return digest
 
     def get_bytes(self, sha256: str) -> bytes:
@@ -157,8 +149,11 @@ class Store:
 
     def write_json(self, rel: str, doc: Any) -> str:
         """Create or replace a JSON document (indexes, not records); atomic on local disks."""
-        path = self._path(rel)
-        data = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+        self._write_atomic(self._path(rel), (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+        return self.uri(rel)
+
+    def _write_atomic(self, path: str, data: bytes) -> None:
+        """Readers see the old bytes or the new, never half: rename locally, one PUT on S3."""
         if self.local:
             os.makedirs(posixpath.dirname(path), exist_ok=True)
             tmp = f"{path}.tmp-{uuid.uuid4().hex}"
@@ -167,7 +162,6 @@ class Store:
             os.replace(tmp, path)
         else:
             self.fs.pipe_file(path, data)
-        return self.uri(rel)
 
     def read_json(self, rel: str) -> Any:
         with self.fs.open(self._path(rel), "rb") as f:
