@@ -5,6 +5,11 @@ Job through ``tycho stage-exec`` (which reads the invocation from ``TYCHO_INVOCA
 User code only sees directories and files; it never gets storage credentials. On failure
 nothing is published: outputs are uploaded content-addressed (invisible until a record
 names them) and the record is written last.
+
+Two environment variables adjust an invocation to where it runs: ``TYCHO_CODE_DIR``
+replaces ``code.workdir`` (running a cluster stage's invocation on a machine where the
+code lives elsewhere than in the image), and ``TYCHO_INVOCATION_ID`` replaces
+``invocation_id`` (a stage Job passes its own UID, known only once the Job exists).
 """
 
 from __future__ import annotations
@@ -70,7 +75,8 @@ def _attempt(inv: Invocation, work: Path, log: Log) -> tuple[int, str]:
         stage=inv.stage, pipeline=str(inv.pipeline.get("name", "")), run_id=inv.run_id,
         env=inv.env, secret_env=inv.secret_env)
     tail: collections.deque[str] = collections.deque(maxlen=20)
-    proc = subprocess.Popen([*inv.command, *inv.args], cwd=inv.code.workdir, env=env, stdout=subprocess.PIPE,
+    workdir = os.environ.get("TYCHO_CODE_DIR") or inv.code.workdir
+    proc = subprocess.Popen([*inv.command, *inv.args], cwd=workdir, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
 
     def pump() -> None:
@@ -122,7 +128,8 @@ def execute(inv: Invocation, log: Log = print) -> Result:
         metrics_blob = store.put_file(work / "metrics.jsonl")
     finished = now()
     doc = record.build(
-        stage=inv.stage, pipeline=inv.pipeline, run_id=inv.run_id, invocation_id=inv.invocation_id,
+        stage=inv.stage, pipeline=inv.pipeline, run_id=inv.run_id,
+        invocation_id=os.environ.get("TYCHO_INVOCATION_ID") or inv.invocation_id,
         outputs=digests, output_uris=uris, params=inv.params, command=inv.command, args=inv.args,
         env=inv.env, cache_key=inv.cache_key, inputs=inputs,
         code=inv.code.model_dump(exclude={"workdir"}), image=inv.image.model_dump(by_alias=False) | {

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from tycho.api import models, validation  # noqa: F401 (re-exported for tests)
+from tycho.api import models, validation
 from tycho.kube import step
 from tycho.planning import plan
 from tycho.settings import Settings
@@ -23,7 +23,7 @@ NOW = "2025-01-01T00:00:00.000Z"
 
 
 def toy_doc(**spec_overrides: Any) -> dict[str, Any]:
-    doc = yaml.safe_load(TOY.read_text().replace("NOTES_URL", NOTES_URL))
+    doc: dict[str, Any] = yaml.safe_load(TOY.read_text().replace("NOTES_URL", NOTES_URL))
     for stage in doc["spec"]["stages"]:
         for inp in stage.get("inputs", []):
             if inp.get("url") == NOTES_URL:

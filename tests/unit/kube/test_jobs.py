@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from tests.unit.kube import kubefakes as fk
 
-from tycho.api import models
+from tycho.api import models, validation
 from tycho.kube import jobs, naming
 from tycho.planning import cachekey
 from tycho.settings import Settings
@@ -15,7 +16,7 @@ KEY = "0123456789abcdef" * 4
 
 
 def _job(pipeline: models.ExperimentPipeline | None = None, stage: str = "generate",
-         settings: Settings | None = None) -> dict:
+         settings: Settings | None = None) -> dict[str, Any]:
     pipeline = pipeline or fk.toy()
     st = next(s for s in pipeline.spec.stages if s.name == stage)
     inv = jobs.build_invocation(pipeline=pipeline, stage=st, run_id="toy-20250101-000000-abcd", store=fk.STORE,
@@ -25,8 +26,9 @@ def _job(pipeline: models.ExperimentPipeline | None = None, stage: str = "genera
                           settings=settings or Settings())
 
 
-def _container(job: dict) -> dict:
-    return job["spec"]["template"]["spec"]["containers"][0]
+def _container(job: dict[str, Any]) -> dict[str, Any]:
+    container: dict[str, Any] = job["spec"]["template"]["spec"]["containers"][0]
+    return container
 
 
 def test_job_name_is_pipeline_stage_and_ten_hex_digits_of_the_key() -> None:
@@ -72,7 +74,7 @@ def test_store_credentials_come_from_the_secret_by_reference_only() -> None:
 def test_operator_wide_secret_is_used_when_the_pipeline_names_none() -> None:
     doc = fk.toy_doc()
     doc["spec"]["storage"] = {"url": fk.STORE}
-    job = _job(fk.validation.check(doc), settings=Settings(store_secret="cluster-store"))
+    job = _job(validation.check(doc), settings=Settings(store_secret="cluster-store"))
     refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in _container(job)["env"] if "secretKeyRef" in e.get("valueFrom", {})}
     assert refs == {"cluster-store"}
 
@@ -81,7 +83,7 @@ def test_secret_backed_stage_env_is_a_secret_key_ref_and_stays_out_of_the_invoca
     doc = fk.toy_doc()
     doc["spec"]["stages"][0]["env"] = [{"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "t"}}},
                                        {"name": "MODE", "value": "fast"}]
-    job = _job(fk.validation.check(doc))
+    job = _job(validation.check(doc))
     env = {e["name"]: e for e in _container(job)["env"]}
     assert env["API_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "tok", "key": "t"}}
     inv = jobs.invocation_of(job)
@@ -104,7 +106,7 @@ def test_pod_is_locked_down() -> None:
 def test_retries_timeout_and_ttl_map_onto_the_job() -> None:
     doc = fk.toy_doc()
     doc["spec"]["stages"][1]["timeoutSeconds"] = 120
-    job = _job(fk.validation.check(doc), stage="total", settings=Settings(job_ttl_seconds=77))
+    job = _job(validation.check(doc), stage="total", settings=Settings(job_ttl_seconds=77))
     assert job["spec"]["backoffLimit"] == 2
     assert job["spec"]["ttlSecondsAfterFinished"] == 77
     assert job["spec"]["template"]["spec"]["activeDeadlineSeconds"] == 120  # per attempt (pod), not per Job
@@ -113,7 +115,7 @@ def test_retries_timeout_and_ttl_map_onto_the_job() -> None:
 def test_cpu_stage_gets_requests_equal_to_limits_and_no_gpu_placement() -> None:
     doc = fk.toy_doc()
     doc["spec"]["stages"][0]["resources"] = {"cpu": "500m", "memory": "256Mi"}
-    pod = _job(fk.validation.check(doc))["spec"]["template"]["spec"]
+    pod = _job(validation.check(doc))["spec"]["template"]["spec"]
     res = pod["containers"][0]["resources"]
     assert res["requests"] == res["limits"] == {"cpu": "500m", "memory": "256Mi"}
     assert "tolerations" not in pod and "nodeSelector" not in pod
@@ -123,7 +125,7 @@ def test_gpu_stage_asks_for_gpus_on_the_right_product_and_tolerates_the_gpu_tain
     doc = fk.toy_doc()
     doc["spec"]["stages"][0]["resources"] = {"cpu": 2, "memory": "4Gi", "gpu": {"count": 1, "type": "NVIDIA-A10"}}
     doc["spec"]["stages"][0]["nodeSelector"] = {"tycho.dev/pool": "gpu"}
-    pod = _job(fk.validation.check(doc))["spec"]["template"]["spec"]
+    pod = _job(validation.check(doc))["spec"]["template"]["spec"]
     res = pod["containers"][0]["resources"]
     assert res["limits"] == {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": "1"}
     assert "nvidia.com/gpu" not in res["requests"]
@@ -136,14 +138,14 @@ def test_code_identity_prefers_the_declared_digest_else_derives_from_the_image()
     stage = pipeline.spec.stages[0]
     digest, source = jobs.code_identity(pipeline.spec, stage)
     assert source == "image-reference" and digest == cachekey.digest({"codeFromImage": stage.image})
-    pinned = fk.validation.check(fk.toy_doc(code={"digest": "sha256:" + "c" * 64}))
+    pinned = validation.check(fk.toy_doc(code={"digest": "sha256:" + "c" * 64}))
     assert jobs.code_identity(pinned.spec, stage) == ("c" * 64, "spec.code.digest")
 
 
 def test_image_pinned_by_digest_is_recorded_as_resolved() -> None:
     doc = fk.toy_doc()
     doc["spec"]["stages"][0]["image"] = "reg/stage@sha256:" + "d" * 64
-    inv = jobs.invocation_of(_job(fk.validation.check(doc)))
+    inv = jobs.invocation_of(_job(validation.check(doc)))
     assert inv.image.digest == "d" * 64 and inv.image.resolved_by == "image-reference"
 
 
@@ -156,6 +158,6 @@ def test_invocation_json_round_trips() -> None:
 def test_default_store_replaces_the_local_default_url() -> None:
     doc = fk.toy_doc()
     doc["spec"]["storage"] = {}
-    spec = fk.validation.check(doc).spec
+    spec = validation.check(doc).spec
     assert jobs.store_url(spec, Settings(default_store="s3://cluster/store")) == "s3://cluster/store"
     assert jobs.store_url(fk.toy().spec, Settings(default_store="s3://cluster/store")) == fk.STORE

@@ -26,7 +26,7 @@ def test_job_phases_from_conditions_and_counts() -> None:
 
 def test_failure_message_names_the_condition_the_pod_and_the_exit() -> None:
     state = observe.JobState("Failed", 2, "s", "f", "DeadlineExceeded", "Job was active longer than specified deadline")
-    pods = [
+    pods: list[dict[str, Any]] = [
         {"metadata": {"name": "old", "creationTimestamp": "1"}, "status": {"phase": "Failed"}},
         {"metadata": {"name": "new", "creationTimestamp": "2"}, "status": {
             "phase": "Failed", "reason": "DeadlineExceeded", "message": "Pod was active on the node longer than specified",

@@ -60,7 +60,7 @@ def setup(tmp_path: Path) -> tuple[FakeKube, reconciler.Reconciler, store_mod.St
                 inp["url"] = f"file://{notes}"
                 inp.pop("sha256", None)  # unpinned: the operator hashes the data once per run
     kube = FakeKube(doc)
-    rec = reconciler.Reconciler(Settings(), kube)  # type: ignore[arg-type]
+    rec = reconciler.Reconciler(Settings(), kube, allow_local_store=True)  # type: ignore[arg-type]
     return kube, rec, store_mod.Store(f"file://{tmp_path}/store")
 
 
@@ -116,6 +116,14 @@ def test_a_spec_change_starts_a_new_run_and_retires_the_old_runs_job(setup: Any)
     assert kube.body["status"]["runId"] != first_run and kube.body["status"]["observedGeneration"] == 2
     assert kube.deleted == [old_job]
     assert runs.load(store, first_run)["phase"] == "Superseded"
+
+
+def test_a_local_store_makes_the_pipeline_invalid_on_a_cluster(setup: Any) -> None:
+    kube, _, _ = setup
+    kube.body["spec"]["storage"] = {}  # the local default, file://.tycho/store
+    reconciler.Reconciler(Settings(), kube).reconcile("ns1", "toy")  # type: ignore[arg-type]
+    assert kube.body["status"]["phase"] == "Invalid" and kube.jobs == {}
+    assert "spec.storage.url" in kube.body["status"]["message"] and "TYCHO_DEFAULT_STORE" in kube.body["status"]["message"]
 
 
 def test_a_deleted_pipeline_is_left_to_the_garbage_collector(setup: Any) -> None:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tests.unit.kube import kubefakes as fk
-from tycho.api import models
+from tycho.api import models, validation
 from tycho.kube import runbook
 from tycho.provenance import runs, store as store_mod
 from tycho.settings import Settings
 
 
 def _current(book: runbook.RunBook, store: store_mod.Store, pipeline: models.ExperimentPipeline,
-             run_id: str | None) -> tuple[dict, bool]:
+             run_id: str | None) -> tuple[dict[str, Any], bool]:
     return book.current(store, pipeline, run_id, Settings(), "2025-01-01T00:00:00.000Z",
                         lambda p: {fk.NOTES_URL: fk.NOTES_SHA})
 
@@ -47,7 +48,7 @@ def test_a_spec_change_starts_a_new_run_and_supersedes_the_running_one(tmp_path:
     first, _ = _current(book, store, fk.toy(), None)
     doc = fk.toy_doc()
     doc["spec"]["stages"][0]["params"]["count"] = 9
-    second, fresh = _current(book, store, fk.validation.check(doc), first["runId"])
+    second, fresh = _current(book, store, validation.check(doc), first["runId"])
     assert fresh and second["runId"] != first["runId"]
     assert runs.load(store, first["runId"])["phase"] == "Superseded"
     assert runs.run_ids(store, "toy") == sorted([first["runId"], second["runId"]])

@@ -21,7 +21,7 @@ def test_progress_counts_finished_stages_including_cache_hits() -> None:
 def test_headline_prefers_accuracy_like_metrics_then_the_latest_stage() -> None:
     stages = _stages("Succeeded", "Succeeded", "Succeeded")
     stages[0].metrics = {"val_accuracy": 0.9}
-    stages[1].metrics = {"test_accuracy": 0.97312, "test_loss": 0.1}
+    stages[1].metrics = {"baseline_test_accuracy": 0.9, "test_accuracy": 0.97312, "test_loss": 0.1}
     stages[2].metrics = {"gate_value": 0.97}
     assert status.headline(stages) == "test_accuracy=0.9731"
     stages[1].metrics = {"loss": 1.0}

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.unit.kube import kubefakes as fk
-from tycho.api import models
+from tycho.api import models, validation
 from tycho.kube import jobs, naming, step
 
 RUN = "toy-20250101-000000-abcd"
@@ -173,7 +173,7 @@ def test_max_parallel_limits_how_many_jobs_run_at_once() -> None:
     doc = fk.toy_doc(maxParallel=2)
     base = doc["spec"]["stages"][0]
     doc["spec"]["stages"] = [dict(base, name=f"s{i}") for i in range(4)]
-    out = _run(fk.validation.check(doc))
+    out = _run(validation.check(doc))
     assert len(out.create) == 2
     waiting = [s for s in out.status.stages if s.phase == "Pending"]
     assert len(waiting) == 2 and "maxParallel=2" in waiting[0].message
@@ -199,7 +199,7 @@ def test_a_running_job_for_a_key_this_run_no_longer_needs_is_deleted() -> None:
     stale = fk.finish(first.create[0], "Running")
     doc = fk.toy_doc()
     doc["spec"]["stages"][0]["params"]["count"] = 6  # new spec: new key for generate
-    out = _run(fk.validation.check(doc), jobs=_jobs(stale))
+    out = _run(validation.check(doc), jobs=_jobs(stale))
     assert out.delete == [stale["metadata"]["name"]]
     assert len(out.create) == 1 and out.create[0]["metadata"]["name"] != stale["metadata"]["name"]
 

@@ -42,7 +42,7 @@ def _queue(rec: _Rec, posted: list[Any]) -> workqueue.WorkQueue:
 
 
 def test_a_burst_of_triggers_runs_one_pass_at_a_time_and_at_most_one_extra() -> None:
-    rec, posted = _Rec(), []
+    rec, posted = _Rec(), list[Any]()
 
     async def main() -> None:
         q = _queue(rec, posted)
@@ -53,7 +53,7 @@ def test_a_burst_of_triggers_runs_one_pass_at_a_time_and_at_most_one_extra() -> 
 
 
 def test_a_failed_pass_is_retried_by_the_queue(monkeypatch: pytest.MonkeyPatch) -> None:
-    rec, posted = _Rec(fail_first=1), []
+    rec, posted = _Rec(fail_first=1), list[Any]()
     monkeypatch.setattr(workqueue, "MAX_BACKOFF", 0.1)
 
     async def main() -> None:

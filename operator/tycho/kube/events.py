@@ -1,0 +1,77 @@
+"""Kubernetes Events for what changed between two statuses of a pipeline: one per stage
+transition (started, retrying, succeeded, cache hit, failed, ...) and per pipeline phase.
+
+Pure: the controller posts what ``build`` returns (through kopf's event poster), so
+``kubectl describe xp NAME`` tells the run's story. Messages carry names, keys and record
+URIs, never secret values (there are none in a status to begin with).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from tycho.api import models
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+def _stage_event(old: models.StageStatus | None, new: models.StageStatus) -> Event | None:
+    before = old.phase if old is not None else "Pending"
+    if before == new.phase:
+        if new.phase == "Running" and old is not None and new.attempts > old.attempts:
+            return Event("Warning", "StageRetrying", f"stage {new.name}: attempt {new.attempts} of Job {new.job_name} "
+                                                     "(the previous attempt failed)")
+        return None
+    key = (new.cache_key or "")[:12]
+    if new.phase == "Running":
+        return Event("Normal", "StageStarted", f"stage {new.name}: Job {new.job_name} ({new.message}; key {key})")
+    if new.phase == "Succeeded":
+        metrics = " ".join(f"{k}={v:.4g}" for k, v in list(new.metrics.items())[-3:])
+        return Event("Normal", "StageSucceeded", f"stage {new.name} succeeded after {new.attempts} attempt(s)"
+                     + (f": {metrics}" if metrics else "") + f"; record {new.provenance}")
+    if new.phase == "Cached":
+        return Event("Normal", "StageCached", f"stage {new.name}: cache hit {key}, outputs of record {new.provenance}")
+    if new.phase == "Failed":
+        return Event("Warning", "StageFailed", f"stage {new.name} failed: {new.message}")
+    if new.phase == "Suspended":
+        return Event("Normal", "StageSuspended", f"stage {new.name}: Job deleted, pipeline suspended")
+    if new.phase == "Skipped":
+        return Event("Normal", "StageSkipped", f"stage {new.name}: {new.message}")
+    return None
+
+
+def _pipeline_event(old: models.Status, new: models.Status) -> Event | None:
+    if old.phase == new.phase:
+        return None
+    if new.phase == "Succeeded":
+        return Event("Normal", "PipelineSucceeded", f"run {new.run_id}: {new.message}")
+    if new.phase == "Failed":
+        return Event("Warning", "PipelineFailed", f"run {new.run_id}: {new.message}")
+    if new.phase == "Suspended":
+        return Event("Normal", "PipelineSuspended", new.message)
+    if new.phase == "Invalid":
+        return Event("Warning", "InvalidManifest", new.message)
+    if old.phase in ("Suspended", "Invalid") and new.phase in ("Running", "Pending"):
+        return Event("Normal", "PipelineResumed", f"run {new.run_id} continues")
+    return None
+
+
+def build(old: models.Status, new: models.Status) -> list[Event]:
+    out: list[Event] = []
+    if new.run_id and new.run_id != old.run_id:
+        out.append(Event("Normal", "RunStarted", f"run {new.run_id} (generation {new.observed_generation})"))
+    previous = {s.name: s for s in old.stages} if old.run_id == new.run_id else {}
+    for stage in new.stages:
+        event = _stage_event(previous.get(stage.name), stage)
+        if event is not None:
+            out.append(event)
+    pipeline = _pipeline_event(old, new)
+    if pipeline is not None:
+        out.append(pipeline)
+    return out

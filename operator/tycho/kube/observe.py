@@ -1,0 +1,110 @@
+"""Reads what happened to a stage Job: its phase, attempts, times, and for a failed Job the
+reason in words (Job condition plus the last pod's termination state).
+
+Pure functions over Job and Pod dicts as the API server returns them; called by
+``tycho.kube.step`` and by the Job watch handler (``fingerprint``, to ignore Job updates
+that change nothing the operator reports).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from tycho.kube import jobs, naming
+
+MESSAGE_CHARS = 1200
+
+
+@dataclasses.dataclass(frozen=True)
+class JobState:
+    phase: Literal["Running", "Succeeded", "Failed"]
+    """Running also covers "created, no pod yet" and "waiting to retry"."""
+    attempts: int
+    started: str | None
+    finished: str | None
+    reason: str = ""
+    message: str = ""
+
+
+def _condition(job: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    conditions: list[Mapping[str, Any]] = job.get("status", {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == kind and c.get("status") == "True"), None)
+
+
+def job_state(job: Mapping[str, Any]) -> JobState:
+    status = job.get("status") or {}
+    attempts = max(1, sum(int(status.get(k) or 0) for k in ("failed", "succeeded", "active")))
+    started = status.get("startTime") or job.get("metadata", {}).get("creationTimestamp")
+    done = _condition(job, "Complete")
+    if done is not None:
+        return JobState("Succeeded", attempts, started, status.get("completionTime") or done.get("lastTransitionTime"))
+    failed = _condition(job, "Failed")
+    if failed is not None:
+        return JobState("Failed", attempts, started, failed.get("lastTransitionTime"),
+                        failed.get("reason") or "Failed", failed.get("message") or "")
+    return JobState("Running", attempts, started, None)
+
+
+def is_deleting(job: Mapping[str, Any]) -> bool:
+    return bool(job.get("metadata", {}).get("deletionTimestamp"))
+
+
+def run_of(job: Mapping[str, Any]) -> str:
+    """The run a Job was created for (full id from the annotation; label as a fallback)."""
+    meta = job.get("metadata", {})
+    annotations, labels = meta.get("annotations") or {}, meta.get("labels") or {}
+    return str(annotations.get(naming.ANNOTATION_RUN) or labels.get(naming.LABEL_RUN, ""))
+
+
+def fingerprint(job: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What the operator reports about a Job; updates that keep it equal need no reconcile."""
+    s = job.get("status") or {}
+    conds = tuple(sorted(c.get("type", "") for c in s.get("conditions") or [] if c.get("status") == "True"))
+    return (s.get("active") or 0, s.get("failed") or 0, s.get("succeeded") or 0, conds, is_deleting(job))
+
+
+def _stage_container(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    statuses: list[Mapping[str, Any]] = pod.get("status", {}).get("containerStatuses") or []
+    return next((cs for cs in statuses if cs.get("name") == jobs.CONTAINER), {})
+
+
+def _newest(pods: Sequence[Mapping[str, Any]], phase: str) -> Mapping[str, Any] | None:
+    chosen = [p for p in pods if p.get("status", {}).get("phase") == phase]
+    chosen.sort(key=lambda p: str(p.get("metadata", {}).get("creationTimestamp", "")))
+    return chosen[-1] if chosen else None
+
+
+def image_digest(pods: Sequence[Mapping[str, Any]]) -> str | None:
+    """The image the node actually ran (``containerStatuses[].imageID``), as reported."""
+    pod = _newest(pods, "Succeeded") or _newest(pods, "Running") or _newest(pods, "Failed")
+    if pod is None:
+        return None
+    image_id = _stage_container(pod).get("imageID")
+    return str(image_id) if image_id else None
+
+
+def _clip(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= MESSAGE_CHARS else "…" + text[-MESSAGE_CHARS:]
+
+
+def failure_message(state: JobState, pods: Sequence[Mapping[str, Any]]) -> str:
+    """Why a Job failed, in words: Job condition, then the last attempt's pod and container."""
+    parts = [f"{state.reason}: {state.message}".rstrip(": ") if state.reason else "the Job failed"]
+    pod = _newest(pods, "Failed")
+    if pod is not None:
+        pstat = pod.get("status", {})
+        if pstat.get("reason") or pstat.get("message"):
+            said = f"{pstat.get('reason', '')} {pstat.get('message', '')}".strip()
+            parts.append(f"pod {pod['metadata'].get('name')}: {said}")
+        term = (_stage_container(pod).get("state") or {}).get("terminated") or {}
+        if term:
+            detail = f"exit code {term.get('exitCode')}"
+            if term.get("reason"):
+                detail += f" ({term['reason']})"
+            if term.get("message"):
+                detail += f": {term['message']}"
+            parts.append("last attempt: " + detail)
+    return _clip("; ".join(parts))

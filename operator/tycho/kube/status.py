@@ -1,0 +1,128 @@
+"""The pipeline's status subresource: phase, progress, headline metric, conditions.
+
+Pure: ``tycho.kube.step`` decides the stage statuses; this module derives everything the
+pipeline-level status says from them, keeping each condition's ``lastTransitionTime``
+unless its status actually changed (what ``kubectl wait --for=condition=Ready`` and
+dashboards rely on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import pydantic
+
+from tycho.api import models, validation
+
+DONE = ("Succeeded", "Cached")
+# Preferred headline metrics, most telling first; otherwise the last metric reported.
+HEADLINE_HINTS = ("test_accuracy", "accuracy", "f1", "auc", "score")
+
+
+def parse(raw: Mapping[str, Any] | None) -> models.Status:
+    """The status as stored; anything unreadable counts as no status (it is rebuilt)."""
+    try:
+        return models.Status.model_validate(dict(raw or {}))
+    except pydantic.ValidationError:
+        return models.Status()
+
+
+def dump(status: models.Status) -> dict[str, Any]:
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def progress(stages: Sequence[models.StageStatus]) -> str:
+    return f"{sum(s.phase in DONE for s in stages)}/{len(stages)}"
+
+
+def headline(stages: Sequence[models.StageStatus]) -> str:
+    """The pipeline's most telling metric, e.g. ``test_accuracy=0.97``: the first hint found,
+    latest stage first; else the latest finished stage's last metric."""
+    done = [s for s in stages if s.phase in DONE and s.metrics]
+    for hint in HEADLINE_HINTS:
+        for stage in reversed(done):
+            exact = hint if hint in stage.metrics else None
+            name = exact or next((n for n in stage.metrics if hint in n), None)
+            if name is not None:
+                return f"{name}={stage.metrics[name]:.4g}"
+    if done:
+        name = list(done[-1].metrics)[-1]
+        return f"{name}={done[-1].metrics[name]:.4g}"
+    return ""
+
+
+def phase(stages: Sequence[models.StageStatus], suspended: bool) -> models.PipelinePhase:
+    phases = {s.phase for s in stages}
+    if stages and phases <= set(DONE):
+        return "Succeeded"
+    if "Failed" in phases and "Running" not in phases:
+        return "Failed"
+    if suspended:
+        return "Suspended"
+    if "Running" in phases or phases & set(DONE):
+        return "Running"
+    return "Pending"
+
+
+def _message(stages: Sequence[models.StageStatus], current: models.PipelinePhase) -> str:
+    failed = [s for s in stages if s.phase == "Failed"]
+    if failed:
+        first = failed[0]
+        return f"stage {first.name} failed: {first.message}"
+    if current == "Succeeded":
+        hits = sum(s.phase == "Cached" for s in stages)
+        return f"all {len(stages)} stages done ({hits} cache hits, {len(stages) - hits} executed)"
+    if current == "Suspended":
+        return "suspended: no new stage Jobs; running Jobs were deleted; set spec.suspend=false to resume"
+    running = [s.name for s in stages if s.phase == "Running"]
+    return ("running: " + ", ".join(running)) if running else ""
+
+
+def set_condition(conditions: list[models.Condition], kind: str, state: bool, reason: str, message: str,
+                  generation: int | None, now: str) -> list[models.Condition]:
+    """Replace one condition; its transition time moves only when its status flips."""
+    value: Literal["True", "False"] = "True" if state else "False"
+    old = next((c for c in conditions if c.type == kind), None)
+    since = old.last_transition_time if old is not None and old.status == value and old.last_transition_time else now
+    new = models.Condition(type=kind, status=value, reason=reason, message=message,
+                           last_transition_time=since, observed_generation=generation)
+    return [c for c in conditions if c.type != kind] + [new]
+
+
+def build(prior: models.Status, *, stages: list[models.StageStatus], run_id: str, generation: int | None,
+          suspended: bool, now: str) -> models.Status:
+    """The status of a valid pipeline given its stages' statuses."""
+    current = phase(stages, suspended)
+    message = _message(stages, current)
+    failed = [s.name for s in stages if s.phase == "Failed"]
+    conds = list(prior.conditions)
+    conds = set_condition(conds, "Valid", True, "Validated", "", generation, now)
+    conds = set_condition(conds, "Ready", current == "Succeeded", current, message if current == "Succeeded" else "",
+                          generation, now)
+    conds = set_condition(conds, "Progressing", current in ("Running", "Pending"),
+                          "StagesRunning" if current in ("Running", "Pending") else current,
+                          message if current in ("Running", "Pending") else "", generation, now)
+    conds = set_condition(conds, "Degraded", bool(failed), "StageFailed" if failed else "AsExpected",
+                          message if failed else "", generation, now)
+    return models.Status(phase=current, progress=progress(stages), headline=headline(stages) or prior.headline,
+                         run_id=run_id, observed_generation=generation, stages=stages,
+                         conditions=_ordered(conds), message=message)
+
+
+def invalid(prior: models.Status, problems: Sequence[validation.Problem], generation: int | None,
+            now: str) -> models.Status:
+    """Status of a manifest the planner must not touch: every problem with its field path."""
+    message = "; ".join(str(p) for p in problems)
+    conds = set_condition(list(prior.conditions), "Valid", False, "InvalidManifest", message, generation, now)
+    conds = set_condition(conds, "Ready", False, "Invalid", "", generation, now)
+    conds = set_condition(conds, "Progressing", False, "Invalid", "", generation, now)
+    conds = set_condition(conds, "Degraded", True, "InvalidManifest", message, generation, now)
+    return models.Status(phase="Invalid", progress=prior.progress, headline=prior.headline, run_id=prior.run_id,
+                         observed_generation=generation, stages=prior.stages, conditions=_ordered(conds),
+                         message=f"invalid manifest, nothing runs: {message}")
+
+
+def _ordered(conds: list[models.Condition]) -> list[models.Condition]:
+    order = {"Ready": 0, "Progressing": 1, "Degraded": 2, "Valid": 3}
+    return sorted(conds, key=lambda c: order.get(c.type, 9))

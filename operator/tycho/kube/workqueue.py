@@ -1,0 +1,107 @@
+"""Serialises and coalesces reconciles per pipeline, and retries failed ones.
+
+Watch events arrive in bursts (a Job's status changes several times per attempt, and
+every Job of a pipeline reports separately). A pipeline is reconciled by one worker at a
+time; triggers that arrive meanwhile collapse into one more pass. A failed pass is retried
+with exponential backoff, unless the caller (a kopf change handler) retries it itself.
+Runs in kopf's event loop; the blocking reconcile runs in a thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import logging
+from collections.abc import Callable
+
+from tycho.kube import events as events_mod, metrics, reconciler
+
+log = logging.getLogger("tycho.operator")
+Key = tuple[str, str]
+Post = Callable[[dict[str, object], events_mod.Event], None]
+MAX_BACKOFF = 60.0
+
+
+@dataclasses.dataclass
+class _Slot:
+    running: bool = False
+    dirty: bool = False
+    failures: int = 0
+    timer: asyncio.TimerHandle | None = None
+
+
+class WorkQueue:
+    def __init__(self, rec: reconciler.Reconciler, post: Post, workers: int = 8) -> None:
+        self.rec, self.post = rec, post
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
+        self._slots: dict[Key, _Slot] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._jobs: dict[str, tuple[object, ...]] = {}
+
+    def job_changed(self, uid: str, fingerprint: tuple[object, ...] | None) -> bool:
+        """Whether a Job event changes anything a reconcile reads (None: the Job is gone)."""
+        if fingerprint is None:
+            self._jobs.pop(uid, None)
+            return True
+        if self._jobs.get(uid) == fingerprint:
+            return False
+        self._jobs[uid] = fingerprint
+        return True
+
+    async def trigger(self, ns: str, name: str, *, propagate: bool = False) -> None:
+        """Reconcile now, or make the running pass go round once more. With ``propagate``,
+        an error is raised to the caller (which retries) instead of being retried here."""
+        slot = self._slots.setdefault((ns, name), _Slot())
+        slot.dirty = True
+        if slot.running:
+            return
+        slot.running = True
+        loop = asyncio.get_running_loop()
+        try:
+            while slot.dirty:
+                slot.dirty = False
+                try:
+                    result = await loop.run_in_executor(self._pool, self.rec.reconcile, ns, name)
+                except Exception as err:
+                    slot.failures += 1
+                    metrics.RECONCILE_ERRORS.inc()
+                    if propagate:
+                        raise
+                    delay = min(MAX_BACKOFF, 2.0 ** slot.failures)
+                    log.warning("reconcile of %s/%s failed (%s); retrying in %.0fs", ns, name, err, delay)
+                    self.requeue(ns, name, delay)
+                    return
+                slot.failures = 0
+                if result.ref is not None:
+                    for event in result.events:
+                        log.info("%s/%s %s: %s", ns, name, event.reason, event.message)
+                        self.post(result.ref, event)
+                if result.requeue_after is not None:
+                    self.requeue(ns, name, result.requeue_after)
+        finally:
+            slot.running = False
+
+    def requeue(self, ns: str, name: str, delay: float) -> None:
+        slot = self._slots.setdefault((ns, name), _Slot())
+        if slot.timer is not None:
+            slot.timer.cancel()
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            slot.timer = None
+            task = loop.create_task(self.trigger(ns, name))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        slot.timer = loop.call_later(delay, fire)
+
+    def forget(self, ns: str, name: str) -> None:
+        slot = self._slots.pop((ns, name), None)
+        if slot is not None and slot.timer is not None:
+            slot.timer.cancel()
+        metrics.observe_stages(f"{ns}/{name}", None)
+        self.rec.forget(ns, name)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
