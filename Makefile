@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: venv demo test test-unit cluster-build cluster-up cluster-down cluster-smoke bench clean crd
+.PHONY: venv demo test test-unit test-cluster cluster-build cluster-up cluster-down cluster-smoke bench clean crd
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,3 +45,7 @@ crd: venv
 
 clean:
 	rm -rf $(VENV) .tycho .pytest_cache
+
+## test-cluster: only the operator's tests on the local control plane
+test-cluster: venv cluster-build
+	$(BIN)/python -m pytest tests/cluster

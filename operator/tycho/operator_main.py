@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 
 import kopf
 
@@ -31,5 +32,7 @@ def run(cfg: Settings | None = None, *, verbose: bool = False) -> int:
     asyncio.run(kopf.operator(
         clusterwide=not cfg.namespaces, namespaces=list(cfg.namespaces),
         liveness_endpoint=f"http://0.0.0.0:{cfg.health_port}/healthz",
-        standalone=not cfg.peering, peering_name=cfg.peering or None))
+        standalone=not cfg.peering, peering_name=cfg.peering or None,
+        # Peers of equal priority freeze each other; distinct random priorities make one active.
+        priority=random.randint(1, 32767) if cfg.peering else 0))
     return 0

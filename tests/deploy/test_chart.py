@@ -18,7 +18,7 @@ from tycho import settings as settings_mod
 from . import _support as s
 from .conftest import SCENARIOS, Scenario
 
-NAMESPACED_RESOURCES = {"experimentpipelines", "experimentpipelines/status", "jobs", "pods", "events", "secrets",
+NAMESPACED_RESOURCES = {"experimentpipelines", "experimentpipelines/status", "experimentpipelines/finalizers", "jobs", "pods", "events", "secrets",
                         "kopfpeerings"}
 
 
@@ -325,7 +325,7 @@ def _grants(rules: list[dict[str, Any]], group: str, resource: str, verb: str) -
 
 
 NEEDED = [("tycho.dev", "experimentpipelines", v) for v in ("get", "list", "watch", "patch")] + [
-    ("tycho.dev", "experimentpipelines/status", "patch")] + [
+    ("tycho.dev", "experimentpipelines/status", "patch"), ("tycho.dev", "experimentpipelines/finalizers", "update")] + [
     ("batch", "jobs", v) for v in ("create", "get", "list", "watch", "delete", "patch")] + [
     ("", "pods", v) for v in ("get", "list", "watch")] + [("", "events", "create"), ("", "events", "patch")]
 

@@ -129,7 +129,7 @@ def namespaced(cluster: Any, tmp_path: Path) -> Iterator[Release]:
 NEEDED = [
     ("get", "experimentpipelines.tycho.dev", ""), ("list", "experimentpipelines.tycho.dev", ""),
     ("watch", "experimentpipelines.tycho.dev", ""), ("patch", "experimentpipelines.tycho.dev", ""),
-    ("patch", "experimentpipelines.tycho.dev", "status"),
+    ("patch", "experimentpipelines.tycho.dev", "status"), ("update", "experimentpipelines.tycho.dev", "finalizers"),
     ("create", "jobs.batch", ""), ("get", "jobs.batch", ""), ("list", "jobs.batch", ""), ("watch", "jobs.batch", ""),
     ("delete", "jobs.batch", ""), ("patch", "jobs.batch", ""),
     ("get", "pods", ""), ("list", "pods", ""), ("watch", "pods", ""),

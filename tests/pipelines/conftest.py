@@ -16,9 +16,6 @@ from .digits_harness import DIGITS_DIR, StageRun, StageRunner, run_stage
 DIGITS_MODULES = ("common", "scoring", "model_io", "download", "split", "train", "tune", "calibrate", "evaluate", "release")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-
-
 @pytest.fixture
 def stage(tmp_path: Path) -> StageRunner:
     """run(stage, params, inputs) in a new subdirectory of this test's tmp_path."""

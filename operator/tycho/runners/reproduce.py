@@ -21,6 +21,12 @@ def reproduce(run_id: str, store_url: str, reporter: progress.Reporter, **kw: An
     """Re-run ``run_id``; returns per-output comparisons and the new run's summary."""
     store = store_mod.Store(store_url)
     original = runs.load(store, run_id)
+    if original.get("runner") == "kubernetes" or not (original.get("code") or {}).get("uri"):
+        raise LookupError(
+            f"run {run_id} ran on a cluster: its code lives in the stage image "
+            f"({original['manifest']['spec']['stages'][0]['image']}), not in the store, so it cannot be "
+            "re-run locally; re-apply the pipeline on the cluster with a changed spec.stages[].cache.version "
+            "to re-derive its outputs")
     pipeline = validation.check(original["manifest"])
     warnings: list[str] = []
     if original.get("environment") and original["environment"] != resolve.local_environment_digest():
