@@ -60,6 +60,12 @@ def setup_env() -> dict[str, str]:
                  "stage's outputs before its pod completes: restart it with TYCHO_KWOK_AUTOCOMPLETE=0")
     s3 = env_file(STATE / "s3.env")
     os.environ.update(s3, KUBECONFIG=str(STATE / "kubeconfig"))
+    # A fresh cluster has no CRD yet: install the committed one (idempotent).
+    kubectl = ["kubectl", "--kubeconfig", str(STATE / "kubeconfig")]
+    subprocess.run([*kubectl, "apply", "--server-side", "-f", str(REPO / "charts" / "tycho" / "files" / "crd.yaml")],
+                   check=True, capture_output=True)
+    subprocess.run([*kubectl, "wait", "--for=condition=Established", "--timeout=60s",
+                    "crd/experimentpipelines.tycho.dev"], check=True, capture_output=True)
     return s3
 
 
