@@ -67,14 +67,18 @@ class Kube:
         return json.loads(data) if data else None
 
     # ---- pipelines -----------------------------------------------------------------
-    def get_pipeline(self, ns: str, name: str) -> dict[str, Any] | None:
+    def _get_or_none(self, path: str) -> dict[str, Any] | None:
+        """GET an object; None when it does not exist (404), other errors raise."""
         try:
-            doc: dict[str, Any] = self._call("GET", f"{PIPELINES.format(ns=ns)}/{name}")
+            doc: dict[str, Any] = self._call("GET", path)
         except ApiError as err:
             if err.status == 404:
                 return None
             raise
         return doc
+
+    def get_pipeline(self, ns: str, name: str) -> dict[str, Any] | None:
+        return self._get_or_none(f"{PIPELINES.format(ns=ns)}/{name}")
 
     def replace_status(self, ns: str, name: str, status: dict[str, Any]) -> None:
         """Write the whole status (a JSON patch ``add`` replaces it, present or not)."""
@@ -90,13 +94,7 @@ class Kube:
         return {j["metadata"]["name"]: j for j in doc.get("items", []) if naming.owned_by(j, uid)}
 
     def get_job(self, ns: str, name: str) -> dict[str, Any] | None:
-        try:
-            doc: dict[str, Any] = self._call("GET", f"{JOBS.format(ns=ns)}/{name}")
-        except ApiError as err:
-            if err.status == 404:
-                return None
-            raise
-        return doc
+        return self._get_or_none(f"{JOBS.format(ns=ns)}/{name}")
 
     def create_job(self, manifest: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
         """Create a Job: (the Job, True), or on 409 (the existing Job or None, False) so the
