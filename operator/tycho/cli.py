@@ -2,27 +2,30 @@
 
 Scripting contract: every command takes ``--json`` (machine-readable result on stdout,
 progress on stderr) and exits non-zero on failure: 1 for a failed run or a reproduction
-that differs, 2 for invalid input.
+that differs, 2 for invalid input, 128+N when signal N cancelled a run (130 for Ctrl-C,
+143 for SIGTERM). Modules are imported by the command that needs them, so quick
+commands (``--version``, ``runs``) start quickly.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
+import signal
 import sys
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from tycho import __version__
-from tycho.api import crd, models, validation
-from tycho.provenance import runs, store as store_mod
-from tycho.reports import explain as explain_mod, lineage as lineage_mod
-from tycho.runners import local, progress, reproduce as reproduce_mod
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from tycho.api import models
+    from tycho.executors import process
+    from tycho.provenance import documents
+    from tycho.runners import local, progress
 
 DEFAULT_STORE = "file://.tycho/store"
 EXIT_FAILED, EXIT_INVALID = 1, 2
@@ -33,6 +36,8 @@ def _store(args: argparse.Namespace, pipeline: models.ExperimentPipeline | None 
 
 
 def _load(args: argparse.Namespace) -> models.ExperimentPipeline:
+    from tycho.api import validation
+
     path = Path(args.file)
     if not path.is_file():
         raise validation.InvalidManifest([validation.Problem(str(path), "no such file", "give the manifest's path")])
@@ -46,157 +51,218 @@ def _emit(args: argparse.Namespace, doc: Any) -> None:
         sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
+def _executor(args: argparse.Namespace, reporter: progress.Reporter) -> process.ProcessExecutor:
+    from tycho.executors import process
+
+    state = Path(".tycho")
+    return process.ProcessExecutor(state / "work", Path(getattr(args, "logs", None) or state / "logs"), reporter)
+
+
 def cmd_validate(args: argparse.Namespace, out: Console) -> int:
     pipeline = _load(args)
     _emit(args, {"valid": True, "name": pipeline.metadata.name, "stages": [s.name for s in pipeline.spec.stages]})
     if not args.json:
-        out.print(f"[green]valid[/]: {args.file} ({len(pipeline.spec.stages)} stages)")
+        out.print(f"valid: {args.file} ({len(pipeline.spec.stages)} stages)", markup=False, highlight=False)
     return 0
 
 
-def _run_json(summary: dict[str, Any]) -> dict[str, Any]:
-    return {"runId": summary["runId"], "phase": summary["phase"], "store": summary["store"],
-            "stages": {n: {"phase": e["phase"], "cacheHit": e["cacheHit"], "cacheKey": e["cacheKey"],
-                           "outputs": e["outputs"], "metrics": e["metrics"], "record": e["record"],
-                           "message": e["message"]} for n, e in summary["stages"].items()}}
+def _run_json(summary: documents.RunSummary) -> dict[str, Any]:
+    return {"runId": summary.run_id, "phase": summary.phase, "store": summary.store,
+            "stages": {n: {"phase": e.phase, "cacheHit": e.cache_hit, "cacheKey": e.cache_key, "outputs": e.outputs,
+                           "metrics": e.metrics, "record": e.record, "message": e.message}
+                       for n, e in summary.stages.items()}}
 
 
 def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from tycho.runners import local, progress
+
     pipeline = _load(args)
     reporter = progress.choose(err if args.json else out, args.verbose)
     opts = local.Options(store_url=_store(args, pipeline), manifest_dir=Path(args.file).resolve().parent,
                          max_parallel=args.max_parallel)
-    summary = local.run(pipeline, opts, reporter)
-    _emit(args, _run_json(summary))
+    outcome = local.run(pipeline, opts, reporter, _executor(args, reporter))
+    _emit(args, _run_json(outcome.summary))
     if not args.json:
-        _print_summary(out, summary, opts)
-    return 0 if summary["phase"] == "Succeeded" else EXIT_FAILED
+        _print_summary(out, outcome.summary, opts)
+    return outcome.exit_code
 
 
-def _seconds(entry: dict[str, Any]) -> str:
-    if not entry.get("startedAt") or not entry.get("finishedAt"):
+def _seconds(result: documents.StageResult) -> str:
+    from tycho.provenance import runs
+
+    if not result.started_at or not result.finished_at:
         return ""
-    start, end = (dt.datetime.fromisoformat(entry[k].replace("Z", "+00:00")) for k in ("startedAt", "finishedAt"))
-    return f"{(end - start).total_seconds():.1f}s"
+    return f"{(documents.parse_time(result.finished_at) - documents.parse_time(result.started_at)).total_seconds():.1f}s"
 
 
-def _print_summary(out: Console, summary: dict[str, Any], opts: local.Options) -> None:
-    table = Table(title=f"{summary['pipeline']} — run {summary['runId']} — {summary['phase']}")
-    for col in ("stage", "result", "time", "metrics"):
+def _print_summary(out: Console, summary: documents.RunSummary, opts: local.Options) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from tycho.provenance import layout
+    from tycho.runners import progress
+
+    table = Table(title=escape(f"{summary.pipeline} — run {summary.run_id} — {summary.phase}"))
+    for col in ("stage", "result", "time", "detail"):
         table.add_column(col)
-    hits = 0
-    for name, e in summary["stages"].items():
-        result = {"Cached": "cache hit", "Succeeded": "ran" + (f" ({e['attempts']} attempts)" if e["attempts"] > 1 else "")
-                  }.get(e["phase"], e["phase"])
-        hits += e["phase"] == "Cached"
-        metrics = ", ".join(f"{k}={v:.4g}" for k, v in _headline_metrics(e["metrics"]))
-        detail = metrics or (e["message"].splitlines()[0] if e["message"] else "")
-        table.add_row(name, result, "" if e["phase"] == "Cached" else _seconds(e), detail)
+    for name, e in summary.stages.items():
+        result = {"Cached": "cache hit", "Succeeded": "ran" + (f" ({e.attempts} attempts)" if e.attempts > 1 else "")
+                  }.get(e.phase, e.phase)
+        table.add_row(escape(name), result, "" if e.phase == "Cached" else _seconds(e), escape(progress.detail(e)))
     out.print(table)
-    total = len(summary["stages"])
-    out.print(f"{hits}/{total} stages were cache hits; {total - hits} executed." if hits < total
-              else f"all {total} stages were cache hits: nothing executed.")
-    view = opts.view_dir / summary["runId"] if opts.view_dir is not None and summary["store"].startswith("file://") else None
+    hits = sum(e.phase == "Cached" for e in summary.stages.values())
+    ran = sum(e.phase == "Succeeded" for e in summary.stages.values())
+    total = len(summary.stages)
+    out.print(f"{hits}/{total} stages were cache hits; {ran} executed." if hits < total
+              else f"all {total} stages were cache hits: nothing executed.", highlight=False)
+    view = opts.view_dir / summary.run_id if opts.view_dir is not None and summary.store.startswith("file://") else None
     sinks = _unconsumed_outputs(summary)
     if sinks:
         out.print("results:")
     for stage, output in sinks:
-        where = view / stage / output if view else summary["stages"][stage]["outputs"][output]
-        out.print(f"  {stage}/{output}: {where}", highlight=False)
-    out.print(f"run id: {summary['runId']}  (records: {summary['store']}/records/; "
-              f"trace an output: tycho lineage {summary['runId']}/STAGE/OUTPUT)", highlight=False)
-    for name, e in summary["stages"].items():
-        if e["phase"] == "Failed":
-            out.print(f"[red]stage {name} failed[/]: {e['message']}")
+        done = summary.stages[stage]
+        if view is not None and done.phase == "Succeeded":
+            where = str(view / stage / output)
+        else:
+            where = f"{summary.store}/{layout.object_rel(done.outputs[output])}"
+        out.print(f"  {stage}/{output}: {where}", markup=False, highlight=False)
+    out.print(f"run id: {summary.run_id}  (records: {summary.store}/records/; "
+              f"trace an output: tycho lineage {summary.run_id}/STAGE/OUTPUT)", markup=False, highlight=False)
+    for name, e in summary.stages.items():
+        if e.phase == "Failed":
+            out.print(f"stage {name} failed: {e.message}", markup=False, highlight=False, style="red")
+    if summary.phase == "Cancelled":
+        out.print(f"{summary.message}; completed stages are kept: the next run resumes from them",
+                  markup=False, highlight=False, style="yellow")
 
 
-def _headline_metrics(metrics: dict[str, float], n: int = 3) -> list[tuple[str, float]]:
-    """Accuracy-like metrics first, then the most recently reported ones."""
-    items = list(metrics.items())
-    ranked = [m for m in items if "accuracy" in m[0]] + [m for m in reversed(items) if "accuracy" not in m[0]]
-    return ranked[:n]
-
-
-def _unconsumed_outputs(summary: dict[str, Any]) -> list[tuple[str, str]]:
+def _unconsumed_outputs(summary: documents.RunSummary) -> list[tuple[str, str]]:
     """Outputs no stage reads: the pipeline's deliverables (reports, registry entries...)."""
-    consumed = {i.get("from") for s in summary["manifest"]["spec"]["stages"] for i in s.get("inputs", [])}
-    return [(name, output) for name, e in summary["stages"].items() for output in e["outputs"]
+    consumed = {i.get("from") for s in summary.manifest.get("spec", {}).get("stages", []) for i in s.get("inputs", [])}
+    return [(name, output) for name, e in summary.stages.items() for output in e.outputs
             if f"{name}/{output}" not in consumed]
 
 
 def cmd_explain(args: argparse.Namespace, out: Console) -> int:
+    from tycho.reports import explain as explain_mod
+
     pipeline = _load(args)
     rows = explain_mod.explain(pipeline, _store(args, pipeline), Path(args.file).resolve().parent)
-    _emit(args, {"pipeline": pipeline.metadata.name, "stages": rows})
+    _emit(args, {"pipeline": pipeline.metadata.name, "stages": [r.model_dump(by_alias=True) for r in rows]})
     if not args.json:
         for row in rows:
-            mark = {"hit": "[green]hit [/]", "run": "[yellow]miss[/]", "wait": "[yellow]miss[/]"}[row["action"]]
-            out.print(f"{mark} {row['stage']:<12} {row['reason']}")
-            for change in row["changed"]:
-                out.print(f"       changed: {change}", highlight=False)
+            mark = "hit " if row.action == "hit" else "miss"
+            out.print(f"{mark} {row.stage:<12} {row.reason}", markup=False, highlight=False,
+                      style="green" if row.action == "hit" else "yellow")
+            for change in row.changed:
+                out.print(f"       changed: {change}", markup=False, highlight=False)
     return 0
 
 
 def cmd_reproduce(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from tycho.runners import progress, reproduce as reproduce_mod
+
     reporter = progress.choose(err if args.json else out, args.verbose)
-    result = reproduce_mod.reproduce(args.run_id, _store(args), reporter)
-    _emit(args, result)
+    if args.on_cluster:
+        from tycho.controller import remote
+
+        report = remote.reproduce(args.run_id, _store(args), namespace=args.namespace, timeout=args.timeout,
+                                  log=lambda line: err.print(line, markup=False, highlight=False))
+    else:
+        report = reproduce_mod.reproduce(args.run_id, _store(args), reporter, _executor(args, reporter))
+    _emit(args, report.model_dump(by_alias=True))
     if not args.json:
-        for o in result["outputs"]:
-            mark = "[green]identical[/]" if o["identical"] else "[red]DIFFERS[/]"
-            out.print(f"{mark} {o['stage']}/{o['output']} {o['recorded'][:16]}… → {(o['reproduced'] or 'none')[:16]}…")
-        for w in result["warnings"]:
-            out.print(f"[yellow]warning[/]: {w}")
-        verdict = "bit-identical" if result["identical"] else "NOT identical"
-        out.print(f"run {args.run_id} reproduced as {result['reproductionRunId']}: {verdict}")
-    return 0 if result["identical"] else EXIT_FAILED
+        for o in report.outputs:
+            mark = "identical" if o.identical else "DIFFERS  "
+            out.print(f"{mark} {o.stage}/{o.output} {o.recorded[:16]}… → {(o.reproduced or 'none')[:16]}…",
+                      markup=False, highlight=False, style="green" if o.identical else "red")
+        for w in report.warnings:
+            out.print(f"warning: {w}", markup=False, highlight=False, style="yellow")
+        verdict = "bit-identical" if report.identical else "NOT identical"
+        out.print(f"run {args.run_id} reproduced as {report.reproduction_run_id}: {verdict}", markup=False,
+                  highlight=False)
+    return 0 if report.identical else EXIT_FAILED
 
 
 def cmd_lineage(args: argparse.Namespace, out: Console) -> int:
+    from tycho.provenance import store as store_mod
+    from tycho.reports import lineage as lineage_mod
+
     steps = lineage_mod.walk(store_mod.Store(_store(args)), args.ref)
     _emit(args, {"ref": args.ref, "steps": steps})
     if not args.json:
         for step in steps:
             if step["kind"] == "raw":
-                out.print(f"raw data sha256:{step['sha256'][:16]}… {step.get('uri') or ''}", highlight=False)
+                out.print(f"raw data sha256:{step['sha256'][:16]}… {step.get('uri') or ''}", markup=False,
+                          highlight=False)
                 continue
-            out.print(f"[bold]{step['stage']}[/] (run {step['run']})")
-            out.print(f"  image  {step['image']['reference']} sha256:{(step['image']['digest'] or '?')[:16]}…", highlight=False)
-            out.print(f"  code   sha256:{step['code']['digest'][:16]}… commit {step['code'].get('commit', '?')}", highlight=False)
-            out.print(f"  params {json.dumps(step['params'], sort_keys=True)}", highlight=False)
-            for i in step["inputs"]:
-                out.print(f"  input  {i['name']} sha256:{i['sha256'][:16]}…", highlight=False)
-            for name, digest in step["outputs"].items():
-                out.print(f"  output {name} sha256:{digest[:16]}…", highlight=False)
+            out.print(f"{step['stage']} (run {step['run']})", markup=False, highlight=False, style="bold")
+            lines = [f"  image  {step['image']['reference']} sha256:{(step['image']['digest'] or '?')[:16]}…",
+                     f"  code   sha256:{step['code']['digest'][:16]}… commit {step['code'].get('commit', '?')}",
+                     f"  params {json.dumps(step['params'], sort_keys=True)}"]
+            lines += [f"  input  {i['name']} sha256:{i['sha256'][:16]}…" for i in step["inputs"]]
+            lines += [f"  output {name} sha256:{digest[:16]}…" for name, digest in step["outputs"].items()]
+            for line in lines:
+                out.print(line, markup=False, highlight=False)
     return 0
 
 
 def cmd_runs(args: argparse.Namespace, out: Console) -> int:
+    from tycho.provenance import metrics, runs, store as store_mod
+
     store = store_mod.Store(_store(args))
     docs = [runs.load(store, r) for r in runs.run_ids(store, args.pipeline)]
-    rows = [{"runId": d["runId"], "pipeline": d["pipeline"], "phase": d["phase"], "createdAt": d["createdAt"],
-             "owner": d.get("owner"), "tags": d.get("tags"), "reproduces": d.get("reproduces"),
-             "hits": sum(e["phase"] == "Cached" for e in d["stages"].values()), "stages": len(d["stages"])}
-            for d in docs]
+    rows: list[dict[str, Any]] = []
+    for d in docs:
+        best = metrics.pipeline_headline([s.metrics for s in d.stages.values() if s.phase in documents.DONE])
+        rows.append({"runId": d.run_id, "pipeline": d.pipeline, "phase": d.phase, "createdAt": d.created_at,
+                     "owner": d.owner, "tags": d.tags, "reproduces": d.reproduces, "executor": d.runner.executor,
+                     "hits": sum(e.phase == "Cached" for e in d.stages.values()), "stages": len(d.stages),
+                     "headline": dict([best]) if best else {}, "message": d.message})
     _emit(args, {"runs": rows})
     if not args.json:
         for r in rows:
-            out.print(f"{r['runId']}  {r['phase']:<9} {r['hits']}/{r['stages']} hits  {r['createdAt']}", highlight=False)
+            metric = metrics.show(r["headline"].items())
+            out.print(f"{r['runId']}  {r['phase']:<10} {r['hits']}/{r['stages']} hits  {r['createdAt']}  {metric}",
+                      markup=False, highlight=False)
     return 0
 
 
 def cmd_stage_exec(args: argparse.Namespace) -> int:
+    """The stage wrapper's entrypoint: SIGTERM/SIGINT stop the stage, nothing is published."""
+    import threading
+
     from tycho.stage import invocation, wrapper
+
     raw = Path(args.invocation).read_text() if args.invocation else os.environ.get("TYCHO_INVOCATION", "")
     if not raw:
         print("tycho stage-exec: no invocation (set TYCHO_INVOCATION or pass --invocation FILE)", file=sys.stderr)
         return EXIT_INVALID
     inv = invocation.Invocation.model_validate_json(raw)
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signum)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    result_path = Path(args.result) if args.result else None
     try:
-        result = wrapper.execute(inv, lambda line: print(line, flush=True))
+        result = wrapper.execute(inv, lambda line: print(line, flush=True), stop)
+    except wrapper.StageCancelled as cancelled:
+        print(f"[tycho] {cancelled}", file=sys.stderr, flush=True)
+        if result_path:
+            result_path.write_text(json.dumps({"cancelled": True}))
+        return 128 + (received[0] if received else signal.SIGTERM)
     except wrapper.StageFailed as failure:
         print(f"[tycho] {failure}", file=sys.stderr, flush=True)
+        if result_path:
+            result_path.write_text(json.dumps({"error": str(failure)}))
         return EXIT_FAILED
+    if result_path:
+        result_path.write_text(json.dumps({"result": result.model_dump(mode="json")}))
     print("[tycho] result " + result.model_dump_json(), flush=True)
     return 0
 
@@ -224,6 +290,10 @@ def parser() -> argparse.ArgumentParser:
     rep = add("reproduce", "re-run a recorded run ignoring the cache and compare outputs bit for bit")
     rep.add_argument("run_id")
     rep.add_argument("--verbose", "-v", action="store_true")
+    rep.add_argument("--on-cluster", action="store_true",
+                     help="re-run it as Jobs on the cluster of $KUBECONFIG instead of on this machine")
+    rep.add_argument("--namespace", help="namespace for --on-cluster (default: the run's own)")
+    rep.add_argument("--timeout", type=float, default=3600, help="seconds to wait for --on-cluster (default 3600)")
     lin = add("lineage", "trace an output back to raw data")
     lin.add_argument("ref", help="sha256:HEX, HEX, or RUN/STAGE/OUTPUT")
     rs = add("runs", "list recorded runs")
@@ -231,6 +301,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("crd", help="print the CustomResourceDefinition generated from the API models")
     se = sub.add_parser("stage-exec", help="run one stage (the entrypoint of stage containers)")
     se.add_argument("--invocation", help="invocation JSON file (default: $TYCHO_INVOCATION)")
+    se.add_argument("--result", help="write the result (or the error) as JSON to this file")
     op = sub.add_parser("operator", help="run the Kubernetes operator (settings from TYCHO_* env, see tycho.settings)")
     op.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     return p
@@ -238,16 +309,21 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "stage-exec":
+        return cmd_stage_exec(args)
+    if args.command == "crd":
+        from tycho.api import crd
+        sys.stdout.write(crd.render())
+        return 0
+    if args.command == "operator":
+        from tycho.controller import main as operator_main
+        return operator_main.run(verbose=args.verbose)
+    from rich.console import Console
+
+    from tycho.api import validation
+
     out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     try:
-        if args.command == "crd":
-            sys.stdout.write(crd.render())
-            return 0
-        if args.command == "stage-exec":
-            return cmd_stage_exec(args)
-        if args.command == "operator":
-            from tycho import operator_main
-            return operator_main.run(verbose=args.verbose)
         if args.command in {"run", "reproduce"}:
             return {"run": cmd_run, "reproduce": cmd_reproduce}[args.command](args, out, err)
         handler = {"validate": cmd_validate, "explain": cmd_explain, "lineage": cmd_lineage, "runs": cmd_runs}
@@ -256,10 +332,10 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "json", False):
             _emit(args, {"valid": False, "problems": [p.__dict__ for p in invalid.problems]})
         for problem in invalid.problems:
-            err.print(f"[red]error[/] {problem}", highlight=False)
+            err.print(f"error {problem}", markup=False, highlight=False)
         return EXIT_INVALID
     except (LookupError, FileNotFoundError) as missing:
-        err.print(f"[red]error[/] {missing}", highlight=False)
+        err.print(f"error {missing}", markup=False, highlight=False)
         return EXIT_INVALID
 
 

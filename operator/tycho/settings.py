@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
+from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,21 +39,17 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Each field from ``TYCHO_<FIELD>`` when set; the defaults above otherwise."""
         env = os.environ if env is None else env
-
-        def get(name: str, default: str) -> str:
-            return env.get(f"TYCHO_{name}", default)
-
-        return cls(
-            namespaces=tuple(n.strip() for n in get("NAMESPACES", "").split(",") if n.strip()),
-            metrics_port=int(get("METRICS_PORT", "8080")),
-            health_port=int(get("HEALTH_PORT", "8081")),
-            stage_service_account=get("STAGE_SERVICE_ACCOUNT", "default"),
-            default_store=get("DEFAULT_STORE", ""),
-            store_secret=get("STORE_SECRET", ""),
-            stage_image_pull_policy=get("STAGE_IMAGE_PULL_POLICY", "IfNotPresent"),
-            gpu_resource=get("GPU_RESOURCE", "nvidia.com/gpu"),
-            gpu_toleration_key=get("GPU_TOLERATION_KEY", "nvidia.com/gpu"),
-            job_ttl_seconds=int(get("JOB_TTL_SECONDS", "86400")),
-            peering=get("PEERING", ""),
-        )
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            raw = env.get(f"TYCHO_{field.name.upper()}")
+            if raw is None:
+                continue
+            if field.name == "namespaces":
+                values[field.name] = tuple(n.strip() for n in raw.split(",") if n.strip())
+            elif isinstance(field.default, int):
+                values[field.name] = int(raw)
+            else:
+                values[field.name] = raw
+        return cls(**values)

@@ -33,8 +33,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tycho.kube import client, jobs as jobs_mod, naming
-from tycho.provenance import store as store_mod
+from tycho.kube import client, naming
+from tycho.provenance import layout, store as store_mod
+from tycho.stage import invocation
 
 REPO = Path(__file__).resolve().parents[2]
 STATE = Path(os.environ.get("TYCHO_CLUSTER_DIR", REPO / ".cluster"))
@@ -382,8 +383,9 @@ class Space:
             time.sleep(0.2)
         raise AssertionError(f"pipeline {name} did not finish in {timeout}s: {json.dumps(self.status(name))[:2000]}")
 
-    def store_json(self, uri: str) -> Any:
-        return store_mod.Store(self.store).read_json_uri(uri)
+    def store_json(self, ref: str) -> Any:
+        """A JSON document of the store, by path or by (absolute, as status shows it) URI."""
+        return store_mod.Store(self.store).read_json(layout.rel(ref))
 
 
 def make_space(cluster: Cluster, kube: Kube, tmp: Path, prefix: str) -> Space:
@@ -424,5 +426,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     setattr(item, "rep_" + rep.when, rep)
 
 
-def job_invocation(job: dict[str, Any]) -> Any:
-    return jobs_mod.invocation_of(job)
+def job_invocation(job: dict[str, Any]) -> invocation.Invocation:
+    """The invocation a Job carries (what the wrapper in its pod reads)."""
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    raw = next(e["value"] for e in container["env"] if e["name"] == "TYCHO_INVOCATION")
+    return invocation.Invocation.model_validate_json(raw)

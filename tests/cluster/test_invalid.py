@@ -1,11 +1,13 @@
-"""Invalid manifests never half-run: the CRD schema rejects malformed ones at the API
-server; semantically invalid ones get phase Invalid with the field path, and no Job."""
+"""Invalid manifests never half-run: the API server refuses what the CRD can express
+(schema, patterns, CEL rules across fields); what only the operator can check gets phase
+Invalid with the field path, and no Job."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
+import yaml
 
 from tests.cluster.conftest import Space
 from tycho.kube import client
@@ -23,14 +25,36 @@ def test_the_crd_schema_rejects_a_malformed_manifest(space: Space) -> None:
     assert "spec.stages[0].retries.limit" in str(err.value) and "spec.maxParallel" in str(err.value)
 
 
+def test_kubectl_apply_of_a_manifest_breaking_cross_field_rules_is_refused_by_the_server(space: Space) -> None:
+    doc = space.toy(name="bad-rules")
+    stages = doc["spec"]["stages"]
+    stages[1]["name"] = "generate"  # two stages of one name
+    stages[2]["inputs"][0]["from"] = "nope/total"  # a stage that does not exist
+    stages[2]["inputs"][1]["from"] = "generate/numbers"  # both from and url
+    stages[0]["env"] = [{"name": "MODE", "value": "x", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]
+    stages[2]["name"] = "Report_1"  # not a DNS label
+    out = space.cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(doc), check=False)
+    assert out.returncode != 0
+    assert "spec.stages[2].name" in out.stderr and "should match" in out.stderr
+    stages[2]["name"] = "report"
+    out = space.cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(doc), check=False)
+    assert out.returncode != 0
+    for expected in ("spec.stages: Invalid value", "stage names must be unique",
+                     "every inputs[].from must name a stage of this pipeline",
+                     "spec.stages[2].inputs[1]: Invalid value", "set exactly one of from (STAGE/OUTPUT) and url",
+                     "spec.stages[0].env[0]: Invalid value", "set exactly one of value and valueFrom"):
+        assert expected in out.stderr, out.stderr
+    assert space.kube.get_pipeline(space.ns, "bad-rules") is None
+
+
 def test_a_semantically_invalid_manifest_is_marked_invalid_with_the_field_path_and_runs_nothing(space: Space) -> None:
     doc = space.toy(name="bad-graph")
-    doc["spec"]["stages"][2]["inputs"][0]["from"] = "nope/total"
+    doc["spec"]["stages"][2]["inputs"][0]["from"] = "total/nope"  # the stage exists, its output does not
     space.apply(doc)
     status = space.wait_phase("Invalid", name="bad-graph")
     valid = next(c for c in status["conditions"] if c["type"] == "Valid")
     assert valid["status"] == "False" and valid["reason"] == "InvalidManifest"
-    assert "spec.stages[2].inputs[0].from: unknown stage 'nope'" in valid["message"]
+    assert "spec.stages[2].inputs[0].from: stage 'total' has no output 'nope'" in valid["message"]
     assert status["observedGeneration"] == space.pipeline("bad-graph")["metadata"]["generation"]
     time.sleep(1)
     assert space.jobs() == []

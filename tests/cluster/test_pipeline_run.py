@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.cluster.conftest import TYCHO, Cluster, Kube, Space, drop_space, make_space, wait_for
-from tycho.kube import jobs as jobs_mod, naming
+from tests.cluster.conftest import TYCHO, Cluster, Kube, Space, drop_space, job_invocation, make_space, wait_for
+from tycho.engine import scheduler
+from tycho.kube import naming
+from tycho.provenance import runs, store as store_mod
 
 pytestmark = pytest.mark.cluster
 
@@ -62,7 +66,7 @@ def test_status_reports_phase_progress_outputs_provenance_and_conditions(run: Ru
     assert st["runId"].startswith("toy-")
     for stage in st["stages"]:
         assert stage["phase"] == "Succeeded" and stage["cacheHit"] is False and stage["attempts"] == 1
-        assert stage["jobName"] == naming.job_name("toy", stage["name"], stage["cacheKey"])
+        assert stage["jobName"] == scheduler.execution_id("toy", stage["name"], stage["cacheKey"])
         assert stage["provenance"] == f"{run.space.store}/records/{st['runId']}/{stage['name']}.json"
         assert stage["outputs"] and all(o["uri"].startswith(f"{run.space.store}/objects/sha256/") for o in stage["outputs"])
         assert stage["startedAt"] and stage["finishedAt"]
@@ -84,14 +88,17 @@ def test_records_name_the_job_inputs_and_the_image_the_node_ran(run: Run) -> Non
     deps = {d["name"]: d for d in record["predicate"]["buildDefinition"]["resolvedDependencies"]}
     total = next(s for s in st["stages"] if s["name"] == "total")
     assert deps["input:total"]["digest"]["sha256"] == total["outputs"][0]["sha256"]
-    assert deps["input:total"]["annotations"]["producer"] == total["provenance"]
+    assert total["provenance"] == f"{run.space.store}/{deps['input:total']['annotations']['producer']}"
     assert deps["input:notes"]["uri"] == f"{run.space.store}/inputs/notes.txt"
-    summary = run.space.store_json(f"{run.space.store}/runs/{st['runId']}.json")
-    assert summary["phase"] == "Succeeded" and summary["runner"] == "kubernetes"
-    assert summary["stages"]["report"]["image"]["imageID"].endswith("ab" * 32)
-    assert summary["stages"]["total"]["keyComponents"]["params"] == {"fail_marker": ""}
-    cache = run.space.store_json(f"{run.space.store}/cache/{report['cacheKey']}.json")
-    assert cache["record"] == report["provenance"]
+    summary = runs.load(store_mod.Store(run.space.store), st["runId"])
+    assert summary.phase == "Succeeded" and summary.runner.executor == "kubernetes"
+    image = summary.stages["report"].image
+    assert image is not None and image.digest == "ab" * 32 and image.resolved_by == "kubelet"
+    assert summary.stages["total"].key_components["params"] == {"fail_marker": ""}  # type: ignore[index]
+    cache = run.space.store_json(f"cache/{report['cacheKey']}.json")
+    assert report["provenance"] == f"{run.space.store}/{cache['record']}"
+    code = next(d for d in record["predicate"]["buildDefinition"]["resolvedDependencies"] if d["name"] == "code")
+    assert code["uri"].startswith("objects/sha256/")  # the wrapper archived the code it ran
 
 
 def test_jobs_carry_the_contract_and_are_owned_by_the_pipeline(run: Run) -> None:
@@ -100,7 +107,7 @@ def test_jobs_carry_the_contract_and_are_owned_by_the_pipeline(run: Run) -> None
         assert job["metadata"]["ownerReferences"][0]["uid"] == doc["metadata"]["uid"]
         labels = job["metadata"]["labels"]
         assert labels[naming.LABEL_PIPELINE] == "toy" and labels[naming.LABEL_RUN] == run.status["runId"]
-        inv = jobs_mod.invocation_of(job)
+        inv = job_invocation(job)
         assert inv.store == run.space.store and inv.run_id == run.status["runId"]
         pod = job["spec"]["template"]["spec"]
         assert pod["containers"][0]["command"] == ["tycho", "stage-exec"]
@@ -116,7 +123,7 @@ def test_no_secret_value_reaches_jobs_status_events_records_or_logs(run: Run) ->
         "events": json.dumps(sp.kube.events(sp.ns, "toy")),
         "operator log": sp.operator.logs(),
         "records": json.dumps([sp.store_json(s["provenance"]) for s in run.status["stages"]]),
-        "run summary": json.dumps(sp.store_json(f"{sp.store}/runs/{run.status['runId']}.json")),
+        "run summary": json.dumps(sp.store_json(f"runs/{run.status['runId']}.json")),
     }
     leaked = [where for where, text in texts.items() if secret in text]
     assert not leaked
@@ -166,3 +173,50 @@ def test_the_same_pipeline_applied_again_is_all_cache_hits_and_creates_no_job(ru
                        and r, 10, "three StageCached events")
     assert "StageStarted" not in reasons
     assert "tycho_cache_hits_total 3.0" in sp.operator.metrics()
+
+
+def test_a_cluster_run_reproduces_bit_for_bit_on_this_machine(run: Run, tmp_path: Path) -> None:
+    out = subprocess.run([TYCHO, "reproduce", run.status["runId"], "--store", run.space.store, "--json"],
+                         capture_output=True, text=True, env=run.space.cluster.env(), cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    report = json.loads(out.stdout)
+    assert report["identical"] is True and len(report["outputs"]) == 3
+    new = runs.load(store_mod.Store(run.space.store), report["reproductionRunId"])
+    assert new.reproduces == run.status["runId"] and new.runner.executor == "subprocess"
+
+
+def test_a_cluster_run_reproduces_as_jobs_on_the_cluster(run: Run) -> None:
+    sp = run.space
+    proc = subprocess.Popen([TYCHO, "reproduce", run.status["runId"], "--store", sp.store, "--on-cluster", "--json",
+                             "--timeout", "120"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=sp.cluster.env())
+    try:
+        def reproduction() -> str | None:
+            docs = sp.kube._call("GET", sp.kube.pipelines(sp.ns))["items"]
+            return next((d["metadata"]["name"] for d in docs
+                         if d["metadata"].get("annotations", {}).get(naming.ANNOTATION_REPRODUCES)), None)
+
+        name = wait_for(reproduction, 30, "the reproduction's ExperimentPipeline")
+        status = sp.drive(name, timeout=90)
+        assert status["phase"] == "Succeeded"
+        assert all(s["phase"] == "Succeeded" for s in status["stages"])  # cache ignored: everything ran
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out + err
+    report = json.loads(out)
+    assert report["identical"] is True and report["reproductionRunId"] == status["runId"]
+
+
+def test_an_operator_restarted_on_a_finished_pipeline_makes_no_api_call(run: Run) -> None:
+    sp = run.space
+    sp.operator.kill(signal.SIGTERM)
+    sp.operator.start()
+    time.sleep(3)  # it lists pipelines, Jobs and Pods, and reconciles each pipeline once
+
+    def total(prefix: str) -> float:
+        return sum(float(line.rsplit(" ", 1)[1]) for line in sp.operator.metrics().splitlines()
+                   if line.startswith(prefix))
+
+    assert total("tycho_reconcile_duration_seconds_count") >= 2  # toy and toy-again, reconciled once each
+    assert total("tycho_api_calls_total{") == 0

@@ -324,9 +324,9 @@ def _grants(rules: list[dict[str, Any]], group: str, resource: str, verb: str) -
     return [r for r in rules if group in r["apiGroups"] and resource in r["resources"] and verb in r["verbs"]]
 
 
-NEEDED = [("tycho.dev", "experimentpipelines", v) for v in ("get", "list", "watch", "patch")] + [
+NEEDED = [("tycho.dev", "experimentpipelines", v) for v in ("get", "list", "watch")] + [
     ("tycho.dev", "experimentpipelines/status", "patch"), ("tycho.dev", "experimentpipelines/finalizers", "update")] + [
-    ("batch", "jobs", v) for v in ("create", "get", "list", "watch", "delete", "patch")] + [
+    ("batch", "jobs", v) for v in ("create", "get", "list", "watch", "delete")] + [
     ("", "pods", v) for v in ("get", "list", "watch")] + [("", "events", "create"), ("", "events", "patch")]
 
 

@@ -128,17 +128,18 @@ def namespaced(cluster: Any, tmp_path: Path) -> Iterator[Release]:
 # What the operator does (tycho.kube.client, kopf), per namespace it serves.
 NEEDED = [
     ("get", "experimentpipelines.tycho.dev", ""), ("list", "experimentpipelines.tycho.dev", ""),
-    ("watch", "experimentpipelines.tycho.dev", ""), ("patch", "experimentpipelines.tycho.dev", ""),
+    ("watch", "experimentpipelines.tycho.dev", ""),
     ("patch", "experimentpipelines.tycho.dev", "status"), ("update", "experimentpipelines.tycho.dev", "finalizers"),
     ("create", "jobs.batch", ""), ("get", "jobs.batch", ""), ("list", "jobs.batch", ""), ("watch", "jobs.batch", ""),
-    ("delete", "jobs.batch", ""), ("patch", "jobs.batch", ""),
+    ("delete", "jobs.batch", ""),
     ("get", "pods", ""), ("list", "pods", ""), ("watch", "pods", ""),
     ("create", "events", ""), ("patch", "events", ""),
 ]
 NOT_NEEDED = [
     ("list", "secrets", ""), ("get", "secrets/some-other-secret", ""), ("create", "pods", ""),
     ("delete", "experimentpipelines.tycho.dev", ""), ("create", "experimentpipelines.tycho.dev", ""),
-    ("update", "jobs.batch", ""), ("get", "configmaps", ""), ("create", "rolebindings.rbac.authorization.k8s.io", ""),
+    ("update", "jobs.batch", ""), ("patch", "jobs.batch", ""), ("patch", "experimentpipelines.tycho.dev", ""),
+    ("get", "configmaps", ""), ("create", "rolebindings.rbac.authorization.k8s.io", ""),
     ("get", "pods", "log"), ("create", "pods", "exec"),
 ]
 

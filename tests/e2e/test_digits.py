@@ -52,13 +52,25 @@ def test_first_run_executes_all_stages_and_records_each(first_run: dict[str, Any
     for name, stage in first_run["stages"].items():
         assert stage["cacheHit"] is False, name
         assert stage["record"], name
-        doc = json.loads(Path(stage["record"].removeprefix("file://")).read_text())
+        assert stage["record"] == f"records/{first_run['runId']}/{name}.json"  # relative to the store
+        doc = json.loads((workdir / "store" / stage["record"]).read_text())
         assert doc["predicateType"] == "https://slsa.dev/provenance/v1"
         assert {s["name"]: s["digest"]["sha256"] for s in doc["subject"]} == stage["outputs"]
     evaluate = first_run["stages"]["evaluate"]
     assert set(evaluate["outputs"]) >= {"report_html", "report_ipynb", "confusion_matrix", "reliability_diagram"}
     assert 0.5 <= evaluate["metrics"]["test_accuracy"] <= 1.0
     assert first_run["stages"]["train"]["metrics"]  # training curves were reported
+
+
+def test_records_name_the_python_distributions_each_stage_imported(first_run: dict[str, Any], workdir: Path) -> None:
+    train = json.loads((workdir / "store" / first_run["stages"]["train"]["record"]).read_text())
+    env = next(b for b in train["predicate"]["runDetails"]["byproducts"] if b["name"] == "environment")
+    dists = env["content"]["distributions"]
+    assert {"numpy", "tensorflow-cpu"} <= set(dists) or {"numpy", "tensorflow"} <= set(dists)
+    assert "mypy" not in dists and "pytest" not in dists  # installed, but the stage never imported them
+    evaluate = json.loads((workdir / "store" / first_run["stages"]["evaluate"]["record"]).read_text())
+    env = next(b for b in evaluate["predicate"]["runDetails"]["byproducts"] if b["name"] == "environment")
+    assert "papermill" in env["content"]["distributions"]
 
 
 def test_second_run_is_all_hits(first_run: dict[str, Any], workdir: Path, store: str) -> None:

@@ -16,7 +16,7 @@ import yaml
 from tycho.api import models
 
 JsonSchema = dict[str, Any]
-_DROP_KEYS = {"title", "default"}
+_DROP_KEYS = {"title"}
 
 
 def _resolve(node: Any, defs: dict[str, JsonSchema]) -> Any:
@@ -36,6 +36,8 @@ def _resolve(node: Any, defs: dict[str, JsonSchema]) -> Any:
 def _structural(node: JsonSchema) -> JsonSchema:
     """Rewrite one resolved schema node into its structural form."""
     node = {k: v for k, v in node.items() if k not in _DROP_KEYS}
+    if "default" in node and not isinstance(node["default"], (str, int, float, bool)):
+        del node["default"]  # only scalar defaults: the API server fills them in, visibly
     if "anyOf" in node:
         options = node.pop("anyOf")
         nullable = any(o.get("type") == "null" for o in options)
@@ -73,6 +75,15 @@ def _structural(node: JsonSchema) -> JsonSchema:
     return node
 
 
+def _without_defaults(node: Any) -> Any:
+    """The status is written whole by the operator: defaults there would only add noise."""
+    if isinstance(node, dict):
+        return {k: _without_defaults(v) for k, v in node.items() if k != "default"}
+    if isinstance(node, list):
+        return [_without_defaults(v) for v in node]
+    return node
+
+
 def schema_of(model: type[models.Model]) -> JsonSchema:
     """The structural OpenAPI v3 schema of one model."""
     raw = model.model_json_schema(by_alias=True, mode="validation")
@@ -83,7 +94,7 @@ def build_crd() -> dict[str, Any]:
     """The whole CustomResourceDefinition object."""
     spec_schema = schema_of(models.Spec)
     spec_schema["description"] = "What to run: stages, their code, data and storage."
-    status_schema = schema_of(models.Status)
+    status_schema = _without_defaults(schema_of(models.Status))
     status_schema["description"] = "Observed state, written by the operator."
     return {
         "apiVersion": "apiextensions.k8s.io/v1",

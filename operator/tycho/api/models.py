@@ -7,7 +7,7 @@ and both runners read these types. Field docstrings become the CRD's description
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import pydantic
 from pydantic import alias_generators
@@ -19,6 +19,38 @@ KIND = "ExperimentPipeline"
 PLURAL = "experimentpipelines"
 SINGULAR = "experimentpipeline"
 SHORT_NAMES = ["xp"]
+
+# The grammar of names, in one place: validation explains violations, the CRD carries
+# the same patterns so the API server refuses them too.
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+FILE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+QUANTITY = r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|e[0-9]+)?$"
+SHA256 = r"^(sha256:)?[0-9a-f]{64}$"
+STAGE_NAME_MAX = 63
+# Upper bounds the API server needs to budget the CEL rules below (the cost of checking
+# every inputs[].from grows with stages x stages x inputs); local runs are not bound by them.
+CRD_MAX_STAGES = 100
+CRD_MAX_INPUTS = 16
+CRD_MAX_OUTPUTS = 64
+CRD_MAX_REF = 128
+
+
+def crd(**schema: pydantic.JsonValue) -> dict[str, pydantic.JsonValue]:
+    """Extra OpenAPI for the CRD only (``json_schema_extra``, read by tycho.api.crd):
+    pydantic does not enforce it, so validation keeps its own messages with field paths
+    and fixes."""
+    return schema
+
+
+def rule(expression: str, message: str, field_path: str | None = None) -> pydantic.JsonValue:
+    """A CEL ``x-kubernetes-validations`` rule the API server checks on apply."""
+    out: dict[str, pydantic.JsonValue] = {"rule": expression, "message": message}
+    if field_path:
+        out["fieldPath"] = field_path
+    return out
+
 
 Scalar = Union[bool, int, float, str]
 ParamValue = Union[bool, int, float, str, list[Scalar]]
@@ -50,7 +82,9 @@ class EnvValueFrom(Model):
 
 
 class EnvVar(Model):
-    name: str
+    model_config = pydantic.ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        rule("has(self.value) != has(self.valueFrom)", "set exactly one of value and valueFrom")]})
+    name: str = pydantic.Field(json_schema_extra=crd(pattern=ENV_NAME))
     """Environment variable name."""
     value: str | None = None
     """Literal value; part of the cache key and recorded in provenance."""
@@ -80,30 +114,54 @@ class Code(Model):
 
 
 class StageInput(Model):
-    name: str
+    model_config = pydantic.ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        rule("has(self.from) != has(self.url)",
+             "set exactly one of from (STAGE/OUTPUT) and url (external data)")]})
+    name: str = pydantic.Field(json_schema_extra=crd(pattern=FILE_NAME, maxLength=CRD_MAX_REF))
     """File name of the input inside the stage's inputs directory."""
-    from_: str | None = pydantic.Field(default=None, alias="from")
+    from_: str | None = pydantic.Field(default=None, alias="from", json_schema_extra=crd(pattern=r"^[^/]+/[^/]+$", maxLength=CRD_MAX_REF))
     """Another stage's output, as STAGE/OUTPUT."""
     url: str | None = None
     """External data (any fsspec URL) instead of a stage output."""
-    sha256: str | None = None
+    sha256: str | None = pydantic.Field(default=None, json_schema_extra=crd(pattern=SHA256))
     """Expected sha256 of the external data; the stage fails when the data differs."""
 
 
 class GPU(Model):
-    count: int = 1
+    count: int = pydantic.Field(default=1, json_schema_extra=crd(minimum=1))
     """Number of GPUs (extended resource nvidia.com/gpu)."""
     type: str | None = None
     """GPU product, matched against the node label nvidia.com/gpu.product."""
 
 
+class ResourceList(Model):
+    cpu: Quantity | None = None
+    """A Kubernetes quantity such as 500m or 2."""
+    memory: Quantity | None = None
+    """A Kubernetes quantity such as 512Mi or 2Gi."""
+
+
 class Resources(Model):
     cpu: Quantity | None = None
-    """CPU request and limit, a Kubernetes quantity such as 500m or 2."""
+    """CPU request and limit, a Kubernetes quantity such as 500m or 2 (shorthand for requests.cpu = limits.cpu)."""
     memory: Quantity | None = None
-    """Memory request and limit, a Kubernetes quantity such as 512Mi or 2Gi."""
+    """Memory request and limit, a Kubernetes quantity such as 512Mi or 2Gi (shorthand for requests.memory = limits.memory)."""
+    requests: ResourceList | None = None
+    """What the scheduler reserves, when it should differ from the limit."""
+    limits: ResourceList | None = None
+    """The most the stage may use (memory over the limit is killed, CPU is throttled)."""
     gpu: GPU | None = None
     """GPUs; the stage is placed on a GPU node."""
+
+    def request(self, name: Literal["cpu", "memory"]) -> Quantity | None:
+        given: Quantity | None = getattr(self, name)
+        explicit = getattr(self.requests, name) if self.requests else None
+        return explicit if explicit is not None else given
+
+    def limit(self, name: Literal["cpu", "memory"]) -> Quantity | None:
+        given: Quantity | None = getattr(self, name)
+        explicit = getattr(self.limits, name) if self.limits else None
+        return explicit if explicit is not None else given
 
 
 class Toleration(Model):
@@ -128,8 +186,29 @@ class Cache(Model):
     """Salt in the cache key: change it to force a re-run without changing anything else."""
 
 
+OutputType = Literal["file", "directory"]
+
+
+class Output(Model):
+    name: str = pydantic.Field(json_schema_extra=crd(pattern=FILE_NAME, maxLength=CRD_MAX_REF))
+    """File (or folder) name the stage writes under its outputs directory."""
+    type: OutputType = "file"
+    """file: one file. directory: a folder (a SavedModel, shards), stored as a tree of file digests."""
+    media_type: str | None = None
+    """How to show it (text/html, image/png, application/json, ...); detected from content when not set."""
+
+
+def _output(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+OutputItem = Annotated[Output, pydantic.BeforeValidator(_output), pydantic.WithJsonSchema({
+    "x-kubernetes-preserve-unknown-fields": True,
+    "description": "An output: its name (a file), or {name, type: file|directory, mediaType}."})]
+
+
 class Stage(Model):
-    name: str
+    name: str = pydantic.Field(json_schema_extra=crd(pattern=DNS_LABEL, maxLength=STAGE_NAME_MAX))
     """Stage name, a DNS-1123 label (lowercase letters, digits, '-')."""
     image: str
     """Container image (tag or @sha256 digest). The resolved digest is always recorded."""
@@ -141,10 +220,10 @@ class Stage(Model):
     """Extra environment variables."""
     params: dict[str, ParamValue] = {}
     """Typed parameters (bool, int, float, string, or a list of those) given to the stage as a JSON file."""
-    inputs: list[StageInput] = []
+    inputs: list[StageInput] = pydantic.Field(default=[], json_schema_extra=crd(maxItems=CRD_MAX_INPUTS))
     """Files the stage reads: outputs of earlier stages or external data."""
-    outputs: list[str] = []
-    """Names of the files the stage must write."""
+    outputs: list[OutputItem] = pydantic.Field(default=[], json_schema_extra=crd(maxItems=CRD_MAX_OUTPUTS))
+    """What the stage must write: names of files, or {name, type: directory} for folders."""
     resources: Resources = Resources()
     """CPU, memory and GPU."""
     node_selector: dict[str, str] = {}
@@ -157,9 +236,25 @@ class Stage(Model):
     """Wall-clock limit of one attempt."""
     cache: Cache = Cache()
     """Caching of this stage's outputs."""
+    service_account_name: str | None = pydantic.Field(default=None, json_schema_extra=crd(pattern=DNS_SUBDOMAIN))
+    """ServiceAccount of the stage's pod (cluster runs; default: the operator's stage account). Its token is not mounted."""
+
+    def output(self, name: str) -> Output | None:
+        return next((o for o in self.outputs if o.name == name), None)
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.outputs]
 
 
 class Spec(Model):
+    model_config = pydantic.ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        rule("self.stages.all(s, self.stages.exists_one(t, t.name == s.name))",
+             "stage names must be unique", ".stages"),
+        rule("self.stages.all(s, !has(s.inputs) || s.inputs.all(i, !has(i.from) || "
+             "self.stages.exists(t, i.from.startsWith(t.name + '/'))))",
+             "every inputs[].from must name a stage of this pipeline as STAGE/OUTPUT", ".stages"),
+    ]})
     description: str = ""
     """What this pipeline is for."""
     owner: str = ""
@@ -174,7 +269,7 @@ class Spec(Model):
     """Stop creating stage Jobs and delete running ones; setting it back to false resumes."""
     max_parallel: int = pydantic.Field(default=2, ge=1, le=64)
     """How many independent stages may run at once."""
-    stages: list[Stage]
+    stages: list[Stage] = pydantic.Field(json_schema_extra=crd(maxItems=CRD_MAX_STAGES, minItems=1))
     """The stages; order does not matter, inputs define the graph."""
 
 
@@ -197,7 +292,7 @@ class ExperimentPipeline(Model):
 
 # ---- status ---------------------------------------------------------------------------
 
-StagePhase = Literal["Pending", "Running", "Succeeded", "Failed", "Cached", "Skipped", "Suspended"]
+StagePhase = Literal["Pending", "Running", "Succeeded", "Failed", "Cached", "Skipped", "Cancelled", "Suspended"]
 PipelinePhase = Literal["Pending", "Running", "Succeeded", "Failed", "Suspended", "Invalid"]
 
 
@@ -246,6 +341,9 @@ class Status(Model):
     headline: str = ""
     """The most recent headline metric, e.g. test_accuracy=0.97."""
     run_id: str | None = None
+    """The run in progress (or last finished): its summary is runs/<runId>.json in the store."""
+    spec_digest: str | None = None
+    """Digest of the spec the run was started for (all of it but suspend): a new digest starts a new run."""
     observed_generation: int | None = None
     stages: list[StageStatus] = []
     conditions: list[Condition] = []
@@ -260,4 +358,3 @@ PRINTER_COLUMNS: list[dict[str, object]] = [
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 
-StageRef = Annotated[str, "STAGE/OUTPUT"]

@@ -10,20 +10,20 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 import yaml
 
 from tycho.api import models
-from tycho.planning import dag
+from tycho.api import dag
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|e[0-9]+)?$")
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
+DNS_LABEL = re.compile(models.DNS_LABEL)
+DNS_SUBDOMAIN = re.compile(models.DNS_SUBDOMAIN)
+FILE_NAME = re.compile(models.FILE_NAME)
+ENV_NAME = re.compile(models.ENV_NAME)
+QUANTITY = re.compile(models.QUANTITY)
+SHA256 = re.compile(models.SHA256)
 # Job names carry pipeline, stage and 10 hex digits of the cache key; they label pods (63 max).
 JOB_NAME_BUDGET = 63 - 12
 RESERVED_ENV_PREFIX = "TYCHO_"
@@ -104,11 +104,14 @@ def _check_names(spec: models.Spec, name: str) -> Iterable[Problem]:
         if not DNS_LABEL.match(stage.name):
             yield Problem(path, f"{stage.name!r} is not a valid DNS-1123 label",
                           "use lowercase letters, digits and '-', starting and ending alphanumeric")
+        if stage.service_account_name is not None and not DNS_SUBDOMAIN.match(stage.service_account_name):
+            yield Problem(f"{path[:-5]}.serviceAccountName", f"{stage.service_account_name!r} is not a valid "
+                          "ServiceAccount name", "use lowercase letters, digits, '-' and '.'")
         if len(name) + 1 + len(stage.name) > JOB_NAME_BUDGET:
             yield Problem(path, f"pipeline and stage names are {len(name) + 1 + len(stage.name)} characters together; "
                           f"Job names allow {JOB_NAME_BUDGET}", "shorten the pipeline or the stage name")
         outs: set[str] = set()
-        for j, out in enumerate(stage.outputs):
+        for j, out in enumerate(stage.output_names):
             if not FILE_NAME.match(out):
                 yield Problem(f"spec.stages[{i}].outputs[{j}]", f"{out!r} is not a valid output name",
                               "use letters, digits, '_', '.' and '-' (it becomes a file name)")
@@ -133,12 +136,7 @@ def _check_stage_fields(spec: models.Spec) -> Iterable[Problem]:
             yield Problem(f"{base}.image", "image is empty", "set a container image, e.g. tycho/stage-cpu:0.1.0")
         if not stage.command:
             yield Problem(f"{base}.command", "command is empty", "give the command to run, e.g. [python, train.py]")
-        for field in ("cpu", "memory"):
-            value = getattr(stage.resources, field)
-            if value is not None and not (isinstance(value, (int, float)) and value > 0 or
-                                          isinstance(value, str) and QUANTITY.match(value)):
-                yield Problem(f"{base}.resources.{field}", f"{value!r} is not a Kubernetes quantity",
-                              "use e.g. 500m or 2 for cpu, 512Mi or 2Gi for memory")
+        yield from _check_resources(stage.resources, f"{base}.resources")
         if stage.resources.gpu is not None and stage.resources.gpu.count < 1:
             yield Problem(f"{base}.resources.gpu.count", "must be at least 1", "remove gpu or set count >= 1")
         for j, env in enumerate(stage.env):
@@ -158,14 +156,55 @@ def _check_stage_fields(spec: models.Spec) -> Iterable[Problem]:
             if (inp.from_ is None) == (inp.url is None):
                 yield Problem(path, "needs exactly one of from and url",
                               "use from: STAGE/OUTPUT for a stage output, or url: for external data")
-            if inp.sha256 is not None and not SHA256.match(inp.sha256.removeprefix("sha256:")):
+            if inp.sha256 is not None and not SHA256.match(inp.sha256):
                 yield Problem(f"{path}.sha256", "not a sha256 hex digest", "give 64 lowercase hex digits")
             if inp.from_ is not None and inp.sha256 is not None:
                 yield Problem(f"{path}.sha256", "sha256 applies to url inputs only", "remove it")
 
 
+_UNITS = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+          "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60}
+
+
+def quantity_value(value: models.Quantity) -> float | None:
+    """A Kubernetes quantity as a number (None when it is not one)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if value > 0 else None
+    match = QUANTITY.match(value)
+    if not match:
+        return None
+    number, suffix = float(match.group(1)), str(match.group(3) or "")
+    if suffix.startswith("e"):
+        return number * 10.0 ** int(suffix[1:])
+    return number * _UNITS.get(suffix, 1.0)
+
+
+def _check_resources(res: models.Resources, base: str) -> Iterable[Problem]:
+    fields: tuple[Literal["cpu", "memory"], ...] = ("cpu", "memory")
+    for field in fields:
+        for path, value in ((f"{base}.{field}", getattr(res, field)),
+                            (f"{base}.requests.{field}", getattr(res.requests, field) if res.requests else None),
+                            (f"{base}.limits.{field}", getattr(res.limits, field) if res.limits else None)):
+            if value is not None and quantity_value(value) is None:
+                yield Problem(path, f"{value!r} is not a Kubernetes quantity",
+                              "use e.g. 500m or 2 for cpu, 512Mi or 2Gi for memory")
+        both = getattr(res, field) is not None and any(
+            part is not None and getattr(part, field) is not None for part in (res.requests, res.limits))
+        if both:
+            yield Problem(f"{base}.{field}", f"{field} is given both as a shorthand and in requests/limits",
+                          f"use either {field}: (request = limit) or requests/limits, not both")
+        request, limit = res.request(field), res.limit(field)
+        r, lim = (quantity_value(request) if request is not None else None,
+                  quantity_value(limit) if limit is not None else None)
+        if r is not None and lim is not None and r > lim:
+            yield Problem(f"{base}.requests.{field}", f"request {request} is above the limit {limit}",
+                          "lower the request or raise the limit")
+
+
 def _check_graph(spec: models.Spec) -> Iterable[Problem]:
-    outputs = {s.name: set(s.outputs) for s in spec.stages}
+    outputs = {s.name: set(s.output_names) for s in spec.stages}
     for i, stage in enumerate(spec.stages):
         for j, inp in enumerate(stage.inputs):
             if inp.from_ is None:

@@ -1,7 +1,8 @@
 """The few calls the operator makes to the API server, on plain dicts.
 
 Thin on purpose: everything worth testing is decided by the pure modules; this module
-only sends it. It rides on the kubernetes client's configuration and connection pool
+only sends it. The operator reads through watches (kopf indexes), so it calls this module
+only to write: create and delete Jobs, replace a pipeline's status. It rides on the kubernetes client's configuration and connection pool
 (kubeconfig or in-cluster service account) but skips its model classes: the operator
 works with JSON as the API server sends it, which keeps the builders plain and fast.
 Only this module and the watch handlers talk to the API server.
@@ -11,12 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client as k8s, config as k8s_config
 
 from tycho.api import models
-from tycho.kube import naming
 
 PIPELINES = f"/apis/{models.GROUP}/{models.VERSION}/namespaces/{{ns}}/{models.PLURAL}"
 JOBS = "/apis/batch/v1/namespaces/{ns}/jobs"
@@ -50,8 +51,10 @@ def api_client(pool_size: int = 16) -> k8s.ApiClient:
 
 
 class Kube:
-    def __init__(self, api: k8s.ApiClient) -> None:
+    def __init__(self, api: k8s.ApiClient, on_call: Callable[[str], None] | None = None) -> None:
+        """``on_call(verb)`` is told of every request (the operator counts them)."""
         self.api = api
+        self.on_call = on_call or (lambda verb: None)
 
     def _call(self, method: str, path: str, *, query: list[tuple[str, str]] | None = None, body: Any = None,
               content_type: str = "application/json") -> Any:
@@ -60,6 +63,7 @@ class Kube:
             headers["Content-Type"] = content_type
         m, url, h, b, _ = self.api.param_serialize(method, path, query_params=query, header_params=headers,
                                                    body=body, auth_settings=["BearerToken"])
+        self.on_call(method)
         resp = self.api.call_api(m, url, header_params=h, body=b, _request_timeout=TIMEOUT)
         data = resp.read()  # type: ignore[no-untyped-call]
         if not 200 <= resp.status < 300:
@@ -80,6 +84,10 @@ class Kube:
     def get_pipeline(self, ns: str, name: str) -> dict[str, Any] | None:
         return self._get_or_none(f"{PIPELINES.format(ns=ns)}/{name}")
 
+    def create_pipeline(self, doc: dict[str, Any]) -> dict[str, Any]:
+        created: dict[str, Any] = self._call("POST", PIPELINES.format(ns=doc["metadata"]["namespace"]), body=doc)
+        return created
+
     def replace_status(self, ns: str, name: str, status: dict[str, Any]) -> None:
         """Write the whole status (a JSON patch ``add`` replaces it, present or not)."""
         self._call("PATCH", f"{PIPELINES.format(ns=ns)}/{name}/status",
@@ -87,12 +95,6 @@ class Kube:
                    content_type="application/json-patch+json")
 
     # ---- jobs ------------------------------------------------------------------------
-    def list_jobs(self, ns: str, pipeline: str, uid: str) -> dict[str, dict[str, Any]]:
-        """The pipeline's Jobs by name (labelled with its name AND owned by this uid: a
-        deleted pipeline's Jobs awaiting garbage collection are not the new one's)."""
-        doc = self._call("GET", JOBS.format(ns=ns), query=[("labelSelector", naming.pipeline_selector(pipeline))])
-        return {j["metadata"]["name"]: j for j in doc.get("items", []) if naming.owned_by(j, uid)}
-
     def get_job(self, ns: str, name: str) -> dict[str, Any] | None:
         return self._get_or_none(f"{JOBS.format(ns=ns)}/{name}")
 
@@ -117,9 +119,15 @@ class Kube:
             if err.status != 404:
                 raise
 
-    def job_pods(self, job: dict[str, Any]) -> list[dict[str, Any]]:
-        ns, uid = job["metadata"]["namespace"], job["metadata"]["uid"]
-        selector = f"batch.kubernetes.io/controller-uid={uid}"
-        doc = self._call("GET", PODS.format(ns=ns), query=[("labelSelector", selector)])
-        items: list[dict[str, Any]] = doc.get("items", [])
-        return items
+    # ---- pods -------------------------------------------------------------------------
+    def pod_log(self, ns: str, pod: str, tail_lines: int = 200) -> str:
+        """The last lines a pod's stage container printed."""
+        m, url, h, b, _ = self.api.param_serialize(
+            "GET", f"{PODS.format(ns=ns)}/{pod}/log", query_params=[("tailLines", str(tail_lines))],
+            header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"])
+        self.on_call("GET")
+        resp = self.api.call_api(m, url, header_params=h, body=b, _request_timeout=TIMEOUT)
+        data = resp.read()  # type: ignore[no-untyped-call]
+        if not 200 <= resp.status < 300:
+            raise ApiError(resp.status, data.decode(errors="replace") if isinstance(data, bytes) else str(data))
+        return data.decode(errors="replace") if isinstance(data, bytes) else str(data)

@@ -1,9 +1,10 @@
-"""Stage Jobs: the invocation a stage container runs and the batch/v1 Job that runs it.
+"""Stage Jobs: the batch/v1 Job that runs one stage execution, and the cluster's view of
+code, image and store.
 
-Pure builders, called by ``tycho.kube.step`` for every stage the planner decides to run.
-The invocation is built by the same ``tycho.stage.invocation.build`` the local runner
-uses, so the wrapper inside the pod does exactly what it does on a laptop. Secret values
-never appear here: credentials reach the pod as ``secretKeyRef`` env entries.
+Pure builders, called by the Kubernetes executor (``tycho.executors.kube``) for every
+execution the engine starts. The invocation inside is the engine's, so the wrapper in
+the pod does exactly what it does on a laptop. Secret values never appear here:
+credentials reach the pod as ``secretKeyRef`` env entries.
 
 Retries: the Job's ``backoffLimit`` is ``retries.limit`` and the wrapper makes a single
 attempt per pod, so every retry is a fresh pod (also after OOM kills, evictions or a lost
@@ -13,14 +14,14 @@ minutes); ``retries.backoffSeconds`` only applies to local runs.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from tycho.api import models, validation
+from tycho.engine import model
 from tycho.kube import naming, podspec
 from tycho.planning import cachekey
-from tycho.provenance import store as store_mod
+from tycho.provenance import documents, layout
 from tycho.settings import Settings
 from tycho.stage import invocation
 
@@ -34,7 +35,7 @@ def store_url(spec: models.Spec, settings: Settings) -> str:
     """The pipeline's store; the operator-wide default replaces the local default URL."""
     if spec.storage.url == models.Storage().url and settings.default_store:
         return settings.default_store
-    return store_mod.resolve_url(spec.storage.url).rstrip("/")
+    return layout.resolve_url(spec.storage.url).rstrip("/")
 
 
 def store_problems(url: str) -> list[validation.Problem]:
@@ -50,39 +51,27 @@ def store_secret(spec: models.Spec, settings: Settings) -> str | None:
     return spec.storage.secret_ref.name if spec.storage.secret_ref else (settings.store_secret or None)
 
 
-def code_identity(spec: models.Spec, stage: models.Stage) -> tuple[str, str]:
-    """(code digest, where it came from).
+def code_identity(spec: models.Spec) -> documents.CodeRef:
+    """The code part of a cluster run's keys.
 
-    The operator cannot read the source baked into an image, so it uses ``spec.code.digest``
-    (set by the image build script) when present. Otherwise the code is identified by the
-    image reference: pin images by ``@sha256:`` digest, or a new image pushed under the same
-    tag looks like unchanged code and hits the cache.
+    The operator cannot read the code baked into an image, so it uses ``spec.code.digest``
+    (set by ``images/build.sh --pin``). Without it the code is "what the image holds", and
+    the image part of the key (its digest, or its reference) stands for it: pin images by
+    ``@sha256:`` digest, or a new image pushed under the same tag looks unchanged. Either
+    way the wrapper archives the code it ran and records it, so ``tycho reproduce`` works.
     """
     if spec.code.digest:
-        return spec.code.digest.removeprefix("sha256:"), "spec.code.digest"
-    return cachekey.digest({"codeFromImage": stage.image}), "image-reference"
+        return documents.CodeRef(digest=spec.code.digest.removeprefix("sha256:"), source="spec.code.digest")
+    return documents.CodeRef(digest=cachekey.digest({"code": "in-image"}), source="image-reference")
 
 
-def image_ref(stage: models.Stage) -> invocation.ImageRef:
+def image_ref(stage: models.Stage) -> documents.ImageRef:
     """The image as known before the pod runs: a pinned digest if the reference has one
     (the digest the node actually pulled is recorded later, from the pod's imageID)."""
     _, at, digest = stage.image.partition("@sha256:")
     if at:
-        return invocation.ImageRef(reference=stage.image, digest=digest, resolved_by="image-reference")
-    return invocation.ImageRef(reference=stage.image)
-
-
-def build_invocation(*, pipeline: models.ExperimentPipeline, stage: models.Stage, run_id: str, store: str,
-                     key: str, input_digests: Mapping[str, str], producers: Mapping[str, str],
-                     job: str) -> invocation.Invocation:
-    meta = pipeline.metadata
-    digest, _ = code_identity(pipeline.spec, stage)
-    code = invocation.CodeRef(digest=digest, workdir=pipeline.spec.code.workdir)
-    return invocation.build(
-        stage=stage, pipeline={"name": meta.name, "uid": meta.uid, "generation": meta.generation or 1},
-        run_id=run_id, invocation_id=f"k8s:{meta.namespace}/{job}", store_url=store, image=image_ref(stage),
-        code=code, cache_key=key, input_digests=dict(input_digests), producers=dict(producers),
-        object_uri=lambda h: f"{store}/{store_mod.Store.object_rel(h)}", attempts=1)
+        return documents.ImageRef(reference=stage.image, digest=digest, resolved_by="image-reference")
+    return documents.ImageRef(reference=stage.image)
 
 
 def _env(inv: invocation.Invocation, stage: models.Stage, secret: str | None) -> list[dict[str, Any]]:
@@ -106,12 +95,11 @@ def _env(inv: invocation.Invocation, stage: models.Stage, secret: str | None) ->
     return env
 
 
-def build_job(*, pipeline: models.ExperimentPipeline, stage: models.Stage, run_id: str, key: str,
-              inv: invocation.Invocation, settings: Settings) -> dict[str, Any]:
+def build_job(*, pipeline: models.ExperimentPipeline, start: model.Start, settings: Settings) -> dict[str, Any]:
     """The batch/v1 Job of one stage execution, owned by the pipeline."""
-    meta = pipeline.metadata
-    name = naming.job_name(meta.name, stage.name, key)
-    labels = naming.stage_labels(meta.name, stage.name, run_id, key)
+    meta, stage = pipeline.metadata, start.stage
+    inv = start.invocation.model_copy(update={"attempts": 1})  # retries are new pods (backoffLimit)
+    labels = naming.stage_labels(meta.name, stage.name, inv.run_id, inv.cache_key)
     volume, mount = podspec.tmp_volume()
     container: dict[str, Any] = {
         "name": CONTAINER, "image": stage.image, "imagePullPolicy": settings.stage_image_pull_policy,
@@ -126,7 +114,7 @@ def build_job(*, pipeline: models.ExperimentPipeline, stage: models.Stage, run_i
         container["resources"] = res
     pod: dict[str, Any] = {
         "restartPolicy": "Never", "automountServiceAccountToken": False, "enableServiceLinks": False,
-        "serviceAccountName": settings.stage_service_account,
+        "serviceAccountName": stage.service_account_name or settings.stage_service_account,
         "securityContext": podspec.pod_security_context(), "containers": [container], "volumes": [volume],
     }
     if stage.timeout_seconds is not None:
@@ -137,16 +125,9 @@ def build_job(*, pipeline: models.ExperimentPipeline, stage: models.Stage, run_i
         pod["tolerations"] = tolerations
     return {
         "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": name, "namespace": meta.namespace, "labels": labels,
-                     "annotations": {naming.ANNOTATION_RUN: run_id, naming.ANNOTATION_KEY: key},
+        "metadata": {"name": start.execution, "namespace": meta.namespace, "labels": labels,
+                     "annotations": {naming.ANNOTATION_RUN: inv.run_id, naming.ANNOTATION_KEY: inv.cache_key},
                      "ownerReferences": [naming.owner_reference(meta.name, meta.uid or "")]},
         "spec": {"backoffLimit": stage.retries.limit, "ttlSecondsAfterFinished": settings.job_ttl_seconds,
                  "template": {"metadata": {"labels": labels}, "spec": pod}},
     }
-
-
-def invocation_of(job: Mapping[str, Any]) -> invocation.Invocation:
-    """The invocation a Job carries (tests and tooling read Jobs back with it)."""
-    container = job["spec"]["template"]["spec"]["containers"][0]
-    raw = next(e["value"] for e in container["env"] if e["name"] == "TYCHO_INVOCATION")
-    return invocation.Invocation.model_validate(json.loads(raw))

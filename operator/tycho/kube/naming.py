@@ -1,8 +1,9 @@
 """Names, labels and owner references of the objects the operator creates.
 
 Everything here is deterministic, so an operator restarted at any moment finds the Jobs it
-already created (same name for the same pipeline, stage and cache key) instead of creating
-them twice. Used by the Job builder, the API calls (label selectors) and the tests.
+already created (a Job is named by its execution id: pipeline, stage and cache key, see
+``tycho.engine.scheduler.execution_id``) instead of creating them twice. Used by the Job
+builder, the watch filters and the tests.
 """
 
 from __future__ import annotations
@@ -20,15 +21,11 @@ LABEL_RUN = f"{PREFIX}/run"
 LABEL_KEY = f"{PREFIX}/cache-key"
 ANNOTATION_RUN = f"{PREFIX}/run-id"
 ANNOTATION_KEY = f"{PREFIX}/cache-key"
+ANNOTATION_REPRODUCES = f"{PREFIX}/reproduces"
+"""On a pipeline: it re-derives this run (cache ignored, nothing adopted); see ``tycho reproduce --on-cluster``."""
 MANAGED_BY = {"app.kubernetes.io/managed-by": "tycho", "app.kubernetes.io/component": "stage"}
 KEY_LABEL_CHARS = 32  # label values stop at 63 characters; the full key is an annotation
-JOB_KEY_CHARS = 10  # validation budgets 63 - 12 characters for "<pipeline>-<stage>"
 _LABEL_OK = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-
-
-def job_name(pipeline: str, stage: str, key: str) -> str:
-    """``<pipeline>-<stage>-<key[:10]>``: validation guarantees it fits 63 characters."""
-    return f"{pipeline}-{stage}-{key[:JOB_KEY_CHARS]}"
 
 
 def label_value(value: str) -> str:

@@ -5,13 +5,13 @@ builder (``tycho.kube.jobs``) assembles them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from tycho.api import models
 from tycho.settings import Settings
 
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
-RUN_AS_USER = 1000
+RUN_AS_USER = 10001
 TMP_VOLUME = "tmp"
 
 
@@ -20,14 +20,17 @@ def _quantity(value: models.Quantity) -> str:
 
 
 def resources(stage: models.Stage, settings: Settings) -> dict[str, Any]:
-    """requests = limits for cpu and memory (Guaranteed QoS: no noisy neighbours, stable
-    timings); GPUs as the extended resource, which Kubernetes only accepts in limits."""
+    """Requests and limits for cpu and memory (the shorthand sets both: Guaranteed QoS, no
+    noisy neighbours); GPUs as the extended resource, which Kubernetes only takes in limits."""
+    requests: dict[str, str] = {}
     limits: dict[str, str] = {}
-    for name in ("cpu", "memory"):
-        value = getattr(stage.resources, name)
-        if value is not None:
-            limits[name] = _quantity(value)
-    requests = dict(limits)
+    names: tuple[Literal["cpu", "memory"], ...] = ("cpu", "memory")
+    for name in names:
+        request, limit = stage.resources.request(name), stage.resources.limit(name)
+        if request is not None:
+            requests[name] = _quantity(request)
+        if limit is not None:
+            limits[name] = _quantity(limit)
     gpu = stage.resources.gpu
     if gpu is not None:
         limits[settings.gpu_resource] = str(gpu.count)

@@ -1,8 +1,9 @@
 """Cache keys: sha256 over the canonical JSON of everything that determines a stage's outputs.
 
 The components are kept next to the key (in run summaries) so ``tycho explain`` can say
-which one changed. Pure code; the same function serves the local runner and the operator,
-so both compute the same key for the same inputs.
+which one changed. Pure code, and the one home of the key: every executor computes the key
+here from the same parts, so the same stage gets the same key wherever it runs, as long
+as the executors report the same image identity (``image_part``) and code digest.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from tycho.api import models
 
-KEY_SCHEMA = "tycho-cache-key/v1"
+KEY_SCHEMA = "tycho-cache-key/v2"
 
 
 def canonical_json(value: Any) -> bytes:
@@ -31,18 +32,31 @@ def public_env(stage: models.Stage) -> dict[str, str]:
     return {e.name: e.value for e in stage.env if e.value is not None}
 
 
-def components(stage: models.Stage, image: str, code_digest: str, input_digests: Mapping[str, str]) -> dict[str, Any]:
+def image_part(*, reference: str, digest: str | None = None,
+               environment: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The image's part of a key. A known digest is the identity (the same bits under any
+    name or tag); otherwise the reference, plus what identifies a local environment."""
+    if digest:
+        return {"digest": digest.removeprefix("sha256:")}
+    part: dict[str, Any] = {"reference": reference}
+    if environment:
+        part["environment"] = dict(environment)
+    return part
+
+
+def components(stage: models.Stage, image: Mapping[str, Any], code_digest: str,
+               input_digests: Mapping[str, str]) -> dict[str, Any]:
     """Everything the key covers, by name (the names ``explain`` reports)."""
     return {
         "tycho": KEY_SCHEMA,
         "cacheVersion": stage.cache.version,
-        "image": image,
+        "image": dict(image),
         "command": list(stage.command),
         "args": list(stage.args),
         "env": dict(sorted(public_env(stage).items())),
         "params": dict(stage.params),
         "inputs": dict(sorted(input_digests.items())),
-        "outputs": sorted(stage.outputs),
+        "outputs": sorted(o.name if o.type == "file" else f"{o.name}/" for o in stage.outputs),
         "code": code_digest,
     }
 

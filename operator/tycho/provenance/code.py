@@ -55,7 +55,7 @@ def extract(data: bytes, target: Path) -> None:
         tar.extractall(target, filter="data")
 
 
-def git_commit(root: Path) -> dict[str, object] | None:
+def git_commit(root: Path) -> tuple[str, bool] | None:
     """The checkout's commit and whether the code directory has uncommitted changes."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
@@ -64,4 +64,4 @@ def git_commit(root: Path) -> dict[str, object] | None:
                                capture_output=True, text=True, check=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
-    return {"commit": commit, "dirty": bool(dirty)}
+    return commit, bool(dirty)

@@ -22,7 +22,7 @@ def sha256_stream(stream: BinaryIO) -> str:
 
 def sha256_file(path: str | Path) -> str:
     with open(path, "rb", buffering=0) as f:
-        return sha256_stream(f)  # type: ignore[arg-type]
+        return sha256_stream(f)
 
 
 def sha256_bytes(data: bytes) -> str:

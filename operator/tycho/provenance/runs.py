@@ -1,56 +1,106 @@
-"""Run summaries: one document per pipeline run, indexed per pipeline in time order.
+"""Run summaries in the store: save, load, list, and whether a run is still alive.
 
-Written by the runners as a run progresses; read by ``explain`` (the last run's key
-components), ``reproduce`` (the manifest, code and digests of a past run) and ``runs``.
+The summary itself is ``tycho.provenance.documents.RunSummary``; paths come from
+``tycho.provenance.layout``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import secrets
-from typing import Any
+import socket
 
-from tycho.provenance import store as store_mod
+import pydantic
+
+from tycho.provenance import documents, layout, store as store_mod
+
+HEARTBEAT_SECONDS = 30.0
+"""How often a local run refreshes ``heartbeatAt``; a run silent for 4x this is Lost."""
 
 
 def new_run_id(pipeline: str, when: dt.datetime | None = None) -> str:
-    """Sortable and unique: ``<pipeline>-<UTC yyyymmdd-hhmmss>-<4 hex>``."""
+    """Local runs: sortable and unique, ``<pipeline>-<UTC yyyymmdd-hhmmss>-<4 hex>``."""
     when = when or dt.datetime.now(dt.timezone.utc)
     return f"{pipeline}-{when.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
-def summary_rel(run_id: str) -> str:
-    return f"runs/{run_id}.json"
+def this_process() -> documents.Runner:
+    return documents.Runner(executor="subprocess", host=socket.gethostname(), pid=os.getpid())
 
 
-def save(store: store_mod.Store, summary: dict[str, Any]) -> str:
-    """Write (or update) a run summary and make sure the pipeline index lists it."""
-    uri = store.write_json(summary_rel(summary["runId"]), summary)
-    marker = f"pipelines/{summary['pipeline']}/runs/{summary['createdAt']}_{summary['runId']}.json"
-    if not store.exists(marker):
-        store.write_json(marker, {"runId": summary["runId"]})
-    return uri
+def save(store: store_mod.Store, summary: documents.RunSummary, *, indexed: bool = False) -> None:
+    """Write (or replace) a summary; unless ``indexed``, make sure the pipeline's index lists it."""
+    store.write_json(layout.summary_rel(summary.run_id), summary.dump())
+    if not indexed:
+        marker = layout.pipeline_run_marker(summary.pipeline, summary.created_at, summary.run_id)
+        if not store.exists(marker):
+            store.write_json(marker, {"runId": summary.run_id})
 
 
-def load(store: store_mod.Store, run_id: str) -> dict[str, Any]:
-    rel = summary_rel(run_id)
+def exists(store: store_mod.Store, run_id: str) -> bool:
+    return store.exists(layout.summary_rel(run_id))
+
+
+def load(store: store_mod.Store, run_id: str) -> documents.RunSummary:
+    """A summary by run id; a run whose process died shows as ``Lost``."""
+    rel = layout.summary_rel(run_id)
     if not store.exists(rel):
         raise LookupError(f"no run {run_id!r} in {store.url} (list runs with `tycho runs`)")
-    doc: dict[str, Any] = store.read_json(rel)
-    return doc
+    try:
+        summary = documents.RunSummary.model_validate(store.read_json(rel))
+    except (ValueError, pydantic.ValidationError) as err:
+        raise LookupError(f"run summary {store.uri(rel)} is unreadable: {str(err).splitlines()[0]}") from None
+    return liveness(summary)
+
+
+def liveness(summary: documents.RunSummary, at: dt.datetime | None = None) -> documents.RunSummary:
+    """A local run still marked Running whose process is gone (same host) or whose heartbeat
+    stopped (any host) is shown as Lost: killed with SIGKILL, or its machine went away."""
+    if summary.phase != "Running" or summary.runner.executor == "kubernetes":
+        return summary
+    runner = summary.runner
+    if runner.host == socket.gethostname() and runner.pid is not None and not _alive(runner.pid):
+        return _lost(summary, f"its process {runner.pid} on {runner.host} is gone")
+    beat = summary.heartbeat_at or summary.created_at
+    silent = ((at or dt.datetime.now(dt.timezone.utc)) - documents.parse_time(beat)).total_seconds()
+    if silent > 4 * HEARTBEAT_SECONDS:
+        return _lost(summary, f"no heartbeat from {runner.host or 'its host'} for {silent:.0f}s")
+    return summary
+
+
+def _lost(summary: documents.RunSummary, why: str) -> documents.RunSummary:
+    stages = {n: s.model_copy(update={"phase": "Cancelled", "message": "lost with its run"})
+              if s.phase in ("Running", "Pending") else s for n, s in summary.stages.items()}
+    return summary.model_copy(update={"phase": "Lost", "message": f"the run stopped without finishing: {why}",
+                                      "stages": stages})
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 def run_ids(store: store_mod.Store, pipeline: str | None = None) -> list[str]:
     """Run ids, oldest first, of one pipeline or of all."""
-    pipelines = [pipeline] if pipeline else store.list("pipelines")
+    pipelines = [pipeline] if pipeline else store.list(layout.PIPELINES)
     entries: list[str] = []
     for name in pipelines:
-        entries += store.list(f"pipelines/{name}/runs")
+        entries += store.list(layout.pipeline_runs_dir(name))
     entries.sort()
-    return [e.split("_", 1)[1].removesuffix(".json") for e in entries]
+    return [layout.run_id_of_marker(e) for e in entries]
 
 
-def latest(store: store_mod.Store, pipeline: str, exclude: str | None = None) -> dict[str, Any] | None:
+def latest(store: store_mod.Store, pipeline: str, exclude: str | None = None) -> documents.RunSummary | None:
     """The newest run summary of a pipeline, if any."""
     for run_id in reversed(run_ids(store, pipeline)):
         if run_id != exclude:

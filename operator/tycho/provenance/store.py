@@ -1,7 +1,8 @@
 """The object store: content-addressed blobs and write-once JSON documents on any fsspec URL.
 
-Used by the stage wrapper (upload outputs, write records), by the runners (cache lookups,
-run summaries) and by the CLI (lineage, reproduce). Layout: docs/contracts.md §2.
+Used by the stage wrapper (upload outputs, write records), by the engine (cache lookups,
+run summaries) and by the CLI (lineage, reproduce). The paths inside a store are built by
+``tycho.provenance.layout`` only.
 Credentials come from the environment only (for S3: AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL), never from arguments that could be logged.
 """
@@ -17,7 +18,7 @@ from typing import Any
 
 import fsspec
 
-from tycho.provenance import hashing
+from tycho.provenance import hashing, layout
 
 
 class WriteOnceViolation(Exception):
@@ -26,16 +27,6 @@ class WriteOnceViolation(Exception):
 
 class IntegrityError(Exception):
     """Stored bytes do not hash to the digest they are stored under."""
-
-
-def resolve_url(url: str) -> str:
-    """Make a relative ``file://`` URL absolute (relative to the working directory)."""
-    if url.startswith("file://"):
-        path = url[len("file://"):]
-        return "file://" + os.path.abspath(path)
-    if "://" not in url:
-        return "file://" + os.path.abspath(url)
-    return url
 
 
 def storage_options(url: str) -> dict[str, Any]:
@@ -55,7 +46,7 @@ class Store:
     """One store root. Paths passed to methods are relative to the root."""
 
     def __init__(self, url: str) -> None:
-        self.url = resolve_url(url).rstrip("/")
+        self.url = layout.resolve_url(url).rstrip("/")
         self.fs, self.root = fsspec.core.url_to_fs(self.url, **storage_options(self.url))
         self.local = self.url.startswith("file://")
 
@@ -64,27 +55,20 @@ class Store:
         return posixpath.join(self.root, rel)
 
     def uri(self, rel: str) -> str:
+        """An absolute URI, for people to read: what Tycho stores names paths, not URIs."""
         return f"{self.url}/{rel}"
 
-    def rel(self, uri: str) -> str:
-        """Relative path of a URI inside this store."""
-        prefix = self.url + "/"
-        if not uri.startswith(prefix):
-            raise ValueError(f"{uri} is not in store {self.url}")
-        return uri[len(prefix):]
-
-    @staticmethod
-    def object_rel(sha256: str) -> str:
-        return f"objects/sha256/{sha256}"
+    def local_path(self, rel: str) -> Path:
+        """Where a path lives on this machine's disk (local stores only)."""
+        if not self.local:
+            raise ValueError(f"{self.url} is not a local store")
+        return Path(self._path(rel))
 
     # ---- blobs --------------------------------------------------------------------------
-    def has_object(self, sha256: str) -> bool:
-        return bool(self.fs.exists(self._path(self.object_rel(sha256))))
-
     def put_file(self, local: str | Path, sha256: str | None = None) -> str:
         """Store a file under its digest (computed if not given); returns the digest."""
         digest = sha256 or hashing.sha256_file(local)
-        target = self._path(self.object_rel(digest))
+        target = self._path(layout.object_rel(digest))
         if self.fs.exists(target) and self.fs.size(target) == os.path.getsize(local):
             return digest
         if self.local:
@@ -92,6 +76,7 @@ class Store:
             os.makedirs(posixpath.dirname(target), exist_ok=True)
             tmp = f"{target}.tmp-{uuid.uuid4().hex}"
             self.fs.put_file(str(local), tmp)
+            os.chmod(tmp, 0o444)  # stored bytes are never edited in place (views link to them)
             os.replace(tmp, target)
         else:
             self.fs.put_file(str(local), target)  # an S3 PUT is atomic
@@ -100,27 +85,27 @@ class Store:
     def put_bytes(self, data: bytes) -> str:
         """Store bytes under their digest; returns the digest."""
         digest = hashing.sha256_bytes(data)
-        target = self._path(self.object_rel(digest))
+        target = self._path(layout.object_rel(digest))
         if not self.fs.exists(target):
-            self._write_atomic(target, data)
+            self._write_atomic(target, data, read_only=True)
         return digest
 
     def get_bytes(self, sha256: str) -> bytes:
-        data = bytes(self.fs.cat_file(self._path(self.object_rel(sha256))))
+        data = bytes(self.fs.cat_file(self._path(layout.object_rel(sha256))))
         if hashing.sha256_bytes(data) != sha256:
             raise IntegrityError(f"object {sha256} in {self.url} does not hash to its name")
         return data
 
     def get_file(self, sha256: str, local: str | Path) -> None:
         """Fetch a blob and check it still hashes to its name."""
-        self.fs.get_file(self._path(self.object_rel(sha256)), str(local))
+        self.fs.get_file(self._path(layout.object_rel(sha256)), str(local))
         actual = hashing.sha256_file(local)
         if actual != sha256:
             raise IntegrityError(f"object {sha256} in {self.url} hashes to {actual}")
 
     def verify(self, sha256: str) -> bool:
         """True when the blob exists and its bytes still hash to its digest."""
-        path = self._path(self.object_rel(sha256))
+        path = self._path(layout.object_rel(sha256))
         if not self.fs.exists(path):
             return False
         with self.fs.open(path, "rb", block_size=hashing.CHUNK) as f:
@@ -152,13 +137,22 @@ class Store:
         self._write_atomic(self._path(rel), (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
         return self.uri(rel)
 
-    def _write_atomic(self, path: str, data: bytes) -> None:
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        """Create or replace a file that is not content-addressed (live metrics)."""
+        self._write_atomic(self._path(rel), data)
+
+    def read_bytes(self, rel: str) -> bytes:
+        return bytes(self.fs.cat_file(self._path(rel)))
+
+    def _write_atomic(self, path: str, data: bytes, read_only: bool = False) -> None:
         """Readers see the old bytes or the new, never half: rename locally, one PUT on S3."""
         if self.local:
             os.makedirs(posixpath.dirname(path), exist_ok=True)
             tmp = f"{path}.tmp-{uuid.uuid4().hex}"
             with open(tmp, "wb") as f:
                 f.write(data)
+            if read_only:
+                os.chmod(tmp, 0o444)
             os.replace(tmp, path)
         else:
             self.fs.pipe_file(path, data)
@@ -166,9 +160,6 @@ class Store:
     def read_json(self, rel: str) -> Any:
         with self.fs.open(self._path(rel), "rb") as f:
             return json.loads(f.read())
-
-    def read_json_uri(self, uri: str) -> Any:
-        return self.read_json(self.rel(uri))
 
     def list(self, rel_dir: str) -> list[str]:
         """Names (not paths) directly under a directory, sorted; [] when it does not exist."""

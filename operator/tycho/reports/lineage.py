@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tycho.provenance import record, runs, store as store_mod
+from tycho.provenance import layout, record, runs, store as store_mod
 
 
 def resolve_ref(store: store_mod.Store, ref: str) -> str:
@@ -19,7 +19,7 @@ def resolve_ref(store: store_mod.Store, ref: str) -> str:
         run_id, stage, output = parts
         summary = runs.load(store, run_id)
         try:
-            return str(summary["stages"][stage]["outputs"][output])
+            return summary.stages[stage].outputs[output]
         except KeyError:
             raise LookupError(f"run {run_id} has no output {stage}/{output}") from None
     digest = ref.removeprefix("sha256:")
@@ -29,8 +29,9 @@ def resolve_ref(store: store_mod.Store, ref: str) -> str:
 
 
 def producer(store: store_mod.Store, digest: str) -> str | None:
-    rel = f"producers/{digest}.json"
-    return str(store.read_json(rel)["record"]) if store.exists(rel) else None
+    """The store path of the record that produced a digest, if any did."""
+    rel = layout.producer_rel(digest)
+    return layout.rel(str(store.read_json(rel)["record"])) if store.exists(rel) else None
 
 
 def walk(store: store_mod.Store, ref: str) -> list[dict[str, Any]]:
@@ -49,7 +50,9 @@ def walk(store: store_mod.Store, ref: str) -> list[dict[str, Any]]:
         if rec_uri in seen:
             continue
         seen.add(rec_uri)
-        doc = store.read_json_uri(rec_uri)
+        if not store.exists(rec_uri):
+            raise LookupError(f"record {store.uri(rec_uri)} is missing from the store")
+        doc = store.read_json(rec_uri)
         deps = record.dependencies(doc)
         by_name = {d["name"]: d for d in deps}
         build = doc["predicate"]["buildDefinition"]
@@ -62,7 +65,7 @@ def walk(store: store_mod.Store, ref: str) -> list[dict[str, Any]]:
             "code": {"digest": by_name["code"]["digest"]["sha256"], **by_name["code"].get("annotations", {})},
             "params": build["externalParameters"]["params"],
             "inputs": [{"name": d["name"].removeprefix("input:"), "sha256": d["digest"]["sha256"],
-                        "uri": d.get("uri"), "producer": d.get("annotations", {}).get("producer")}
+                        "uri": d.get("uri"), "producer": _rel(d.get("annotations", {}).get("producer"))}
                        for d in deps if d["name"].startswith("input:")],
         }
         steps.append(step)
@@ -75,3 +78,7 @@ def walk(store: store_mod.Store, ref: str) -> list[dict[str, Any]]:
                     seen.add(inp["sha256"])
                     steps.append(steps_raw)
     return steps
+
+
+def _rel(ref: str | None) -> str | None:
+    return layout.rel(ref) if ref else None

@@ -1,29 +1,44 @@
-"""The local runner (the embedded default): every stage as a subprocess on this machine.
+"""The local runner: drives the one scheduler on this machine with a local executor.
 
-``run`` plans with ``tycho.planning.plan``, executes misses through the shared stage
-wrapper (a thread per running stage, at most ``spec.maxParallel`` at once), and writes the
-run summary. ``tycho run`` and ``tycho reproduce`` call it.
+``run`` prepares the run (code archive, external digests, image identities), then loops:
+observe the executor, ``tycho.engine.scheduler.step``, start and cancel what the step
+says, save the summary when it changed, wait for the next change. ``tycho run`` and
+``tycho reproduce`` call it, with the subprocess executor or a container executor.
+
+Ctrl-C or SIGTERM cancels the run: the step cancels every running execution (SIGTERM,
+a grace period, SIGKILL), the summary records ``Cancelled`` with what completed, and
+the caller exits 130 or 143. A second signal kills what still runs at once. The next
+run resumes from the completed stages through the cache.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
+import contextlib
 import dataclasses
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from tycho.api import models
-from tycho.planning import dag, plan
-from tycho.provenance import runs, store as store_mod
-from tycho.runners import progress, resolve
-from tycho.stage import invocation, wrapper
+from tycho.engine import lookup as lookup_mod, model, prepare, scheduler
+from tycho.executors import base
+from tycho.provenance import documents, layout, runs, store as store_mod, tree
+from tycho.runners import progress
+
+POLL_SECONDS = 0.5
 
 
 @dataclasses.dataclass
 class Options:
     store_url: str
     manifest_dir: Path
-    code_dir: Path | None = None  # reproduce: the restored code archive
+    code: documents.CodeRef | None = None  # reproduce: the recorded code ...
+    code_dir: Path | None = None  # ... restored here
     force: bool = False  # reproduce: ignore the cache
     reproduces: str | None = None
     logs_dir: Path = Path(".tycho/logs")
@@ -31,128 +46,173 @@ class Options:
     max_parallel: int | None = None
 
 
-def _stage_entry(name: str) -> dict[str, Any]:
-    return {"name": name, "phase": "Pending", "cacheHit": None, "cacheKey": None, "keyComponents": None,
-            "outputs": {}, "record": None, "metrics": {}, "attempts": 0, "startedAt": None,
-            "finishedAt": None, "message": ""}
+@dataclasses.dataclass
+class Outcome:
+    summary: documents.RunSummary
+    signal: int | None = None
+    """The signal that cancelled the run, if one did."""
+
+    @property
+    def exit_code(self) -> int:
+        if self.signal is not None:
+            return 128 + self.signal
+        return 0 if self.summary.phase == "Succeeded" else 1
 
 
-def run(pipeline: models.ExperimentPipeline, opts: Options, reporter: progress.Reporter) -> dict[str, Any]:
-    """Run the pipeline; returns the run summary (also stored under runs/<run-id>.json)."""
+class _Signals:
+    """SIGINT/SIGTERM become a cancel request instead of an exception or a sudden death."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.count = 0
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.received = self.received or signum
+        self.count += 1
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_Signals]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {s: signal.signal(s, self) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def context(pipeline: models.ExperimentPipeline, opts: Options, store: store_mod.Store,
+            executor: base.Executor, run_id: str) -> model.Context:
+    """The run's fixed context: code identity, images, external digests."""
+    if opts.code is not None and opts.code_dir is not None:
+        code, root = opts.code, opts.code_dir
+    else:
+        root = prepare.code_root(pipeline, opts.manifest_dir)
+        code = prepare.store_code(store, root)
+    images = {s.name: executor.image(s) for s in pipeline.spec.stages}
+    return model.Context(pipeline=pipeline, run_id=run_id, store=store.url, code=code, workdir=str(root),
+                         images={n: i[0] for n, i in images.items()},
+                         image_parts={n: i[1] for n, i in images.items()},
+                         external=prepare.external_digests(pipeline), executor=executor.kind, force=opts.force)
+
+
+def new_summary(pipeline: models.ExperimentPipeline, ctx: model.Context, executor: base.Executor,
+                reproduces: str | None) -> documents.RunSummary:
     spec = pipeline.spec
+    runner = runs.this_process().model_copy(update={"executor": executor.kind})
+    now = documents.now()
+    return documents.RunSummary(
+        run_id=ctx.run_id, pipeline=pipeline.metadata.name, created_at=now, heartbeat_at=now, runner=runner,
+        store=ctx.store, description=spec.description, owner=spec.owner, tags=list(spec.tags), reproduces=reproduces,
+        code=ctx.code, environment=dict(ctx.image_parts[spec.stages[0].name].get("environment") or {}) or None,
+        spec_digest=scheduler.spec_digest(spec), external=dict(ctx.external),
+        manifest=pipeline.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"status"}),
+        stages={s.name: documents.StageResult(name=s.name) for s in spec.stages})
+
+
+def run(pipeline: models.ExperimentPipeline, opts: Options, reporter: progress.Reporter,
+        executor: base.LocalExecutor) -> Outcome:
+    """Run the pipeline to the end (or until cancelled); the summary is also stored."""
     store = store_mod.Store(opts.store_url)
-    root = opts.code_dir or resolve.code_root(pipeline, opts.manifest_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"spec.code.path: {root} is not a directory (fix: point it at the stage code, "
-                                "relative to the manifest)")
-    code_ref = resolve.store_code(store, root)
+    if opts.max_parallel:
+        pipeline = pipeline.model_copy(update={"spec": pipeline.spec.model_copy(
+            update={"max_parallel": opts.max_parallel})})
     run_id = runs.new_run_id(pipeline.metadata.name)
-    stages = {s.name: s for s in spec.stages}
-    deps = dag.edges(spec)
-    order = dag.order(deps)
-    summary: dict[str, Any] = {
-        "runId": run_id, "pipeline": pipeline.metadata.name, "createdAt": wrapper.now(), "finishedAt": None,
-        "phase": "Running", "store": store.url, "description": spec.description, "owner": spec.owner,
-        "tags": list(spec.tags), "reproduces": opts.reproduces, "code": code_ref,
-        "environment": resolve.local_environment_digest(),
-        "manifest": pipeline.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"status"}),
-        "stages": {name: _stage_entry(name) for name in order},
-    }
+    ctx = context(pipeline, opts, store, executor, run_id)
+    summary = new_summary(pipeline, ctx, executor, opts.reproduces)
     runs.save(store, summary)
-    external = resolve.external_digests(pipeline)
-    lookup = resolve.lookup(store)
-    images = {n: resolve.local_image(s) for n, s in stages.items()}
-    outputs: dict[str, dict[str, str]] = {}
-    producers: dict[str, str] = {}
-    failed: list[str] = []
-    reporter.start(run_id, order)
-    logs = opts.logs_dir / run_id
-    logs.mkdir(parents=True, exist_ok=True)
-    code = invocation.CodeRef(digest=str(code_ref["digest"]), workdir=str(root), uri=str(code_ref["uri"]),
-                              commit=code_ref.get("commit"), dirty=code_ref.get("dirty"))  # type: ignore[arg-type]
-    pipeline_ref = {"name": pipeline.metadata.name, "uid": pipeline.metadata.uid or f"local:{run_id}",
-                    "generation": pipeline.metadata.generation or 1}
-    running: dict[cf.Future[invocation.Result], str] = {}
-    limit = opts.max_parallel or spec.max_parallel
-
-    def finish(name: str, phase: str, detail: str) -> None:
-        entry = summary["stages"][name]
-        entry["phase"], entry["finishedAt"] = phase, wrapper.now()
-        reporter.stage(name, phase, detail)
-
+    lookup = lookup_mod.StoreLookup(store, executor.admit)
+    signals = _Signals()
+    reporter.start(run_id, [s.name for s in pipeline.spec.stages])
+    saved, beat = summary, time.monotonic()
     try:
-        with cf.ThreadPoolExecutor(max_workers=limit) as pool:
+        with signals.installed():
             while True:
-                hit_now = False
-                started = {n for n, e in summary["stages"].items() if e["phase"] != "Pending"}
-                for name in ([] if failed else dag.ready(deps, set(outputs), started)):
-                    if len(running) >= limit:
-                        break
-                    entry = summary["stages"][name]
-                    d = plan.decide(stages[name], image=images[name], code_digest=code.digest, outputs=outputs,
-                                    external=external, lookup=lookup, force=opts.force)
-                    entry.update(cacheKey=d.key, keyComponents=d.components, startedAt=wrapper.now())
-                    if d.action == "hit" and d.cached is not None:
-                        outputs[name], producers[name] = d.cached.outputs, d.cached.record
-                        entry.update(cacheHit=True, outputs=d.cached.outputs, record=d.cached.record,
-                                     metrics=d.cached.metrics)
-                        finish(name, "Cached", "cache hit " + (d.key or "")[:12])
-                        hit_now = True
-                        continue
-                    inv = invocation.build(
-                        stage=stages[name], pipeline=pipeline_ref, run_id=run_id, invocation_id=f"local:{run_id}/{name}",
-                        store_url=store.url, image=invocation.ImageRef(reference=stages[name].image,
-                                                                       digest=resolve.local_environment_digest(),
-                                                                       resolved_by="local-environment"),
-                        code=code, cache_key=d.key or "", input_digests=d.input_digests, producers=producers,
-                        object_uri=lambda h: store.uri(store.object_rel(h)),
-                        attempts=stages[name].retries.limit + 1)
-                    entry.update(cacheHit=False, phase="Running")
-                    reporter.stage(name, "Running", d.reason)
-                    running[pool.submit(_execute, inv, logs / f"{name}.log", reporter)] = name
-                runs.save(store, summary)
-                if hit_now:
-                    continue  # hits may have made downstream stages ready
-                if not running:
+                if signals.count > 1 and hasattr(executor, "kill"):
+                    executor.kill()
+                obs = model.Observed(stages=summary.stages, executions=executor.observe(), lookup=lookup,
+                                     now=documents.now(), cancel=signals.received is not None)
+                plan = scheduler.step(ctx, obs)
+                for execution in plan.cancel:
+                    executor.cancel(execution)
+                for start in plan.start:
+                    executor.start(start)
+                _report(reporter, summary.stages, plan.stages)
+                summary = summary.model_copy(update={"stages": plan.stages, "phase": plan.phase})
+                if plan.finished:
                     break
-                done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-                for fut in done:
-                    name = running.pop(fut)
-                    entry = summary["stages"][name]
-                    try:
-                        result = fut.result()
-                    except Exception as err:  # noqa: BLE001 - any failure fails the stage, with its message
-                        failed.append(name)
-                        entry["message"] = str(err)
-                        finish(name, "Failed", f"{str(err).splitlines()[0]} (log: {logs / (name + '.log')})")
-                        continue
-                    outputs[name], producers[name] = result.outputs, result.record
-                    entry.update(outputs=result.outputs, record=result.record, metrics=result.metrics,
-                                 attempts=result.attempts)
-                    finish(name, "Succeeded", _headline(result.metrics))
+                if summary != saved or time.monotonic() - beat > runs.HEARTBEAT_SECONDS:
+                    summary = summary.model_copy(update={"heartbeat_at": documents.now()})
+                    runs.save(store, summary, indexed=True)
+                    saved, beat = summary, time.monotonic()
+                executor.wait(POLL_SECONDS)
     finally:
         reporter.stop()
-    for name, entry in summary["stages"].items():
-        if entry["phase"] == "Pending":
-            entry["phase"], entry["message"] = "Skipped", "an upstream stage failed"
-    summary["phase"] = "Failed" if failed else "Succeeded"
-    summary["finishedAt"] = wrapper.now()
-    runs.save(store, summary)
+        executor.close()
+    if signals.received is not None:
+        summary = summary.model_copy(update={
+            "phase": "Cancelled", "message": f"cancelled by {signal.Signals(signals.received).name}"})
+    summary = summary.model_copy(update={"finished_at": documents.now(), "heartbeat_at": documents.now()})
+    runs.save(store, summary, indexed=True)
     if opts.view_dir is not None:
-        for name, entry in summary["stages"].items():
-            resolve.materialise(store, entry["outputs"], opts.view_dir / run_id / name)
-    return summary
+        view(store, summary, opts.view_dir / run_id)
+    return Outcome(summary, signals.received)
 
 
-def _execute(inv: invocation.Invocation, log_path: Path, reporter: progress.Reporter) -> invocation.Result:
-    with open(log_path, "w", encoding="utf-8") as log:
-        def sink(line: str) -> None:
-            log.write(line + "\n")
-            log.flush()
-            reporter.log(inv.stage, line)
-        return wrapper.execute(inv, sink)
+def _report(reporter: progress.Reporter, old: dict[str, documents.StageResult], new: dict[str, documents.StageResult]) -> None:
+    for name, result in new.items():
+        before = old.get(name)
+        if before is None or before.phase != result.phase:
+            reporter.stage(name, result)
 
 
-def _headline(metrics: dict[str, float]) -> str:
-    items = list(metrics.items())[-3:]
-    return " ".join(f"{k}={v:.4g}" for k, v in items)
+def view(store: store_mod.Store, summary: documents.RunSummary, target: Path) -> None:
+    """Readable links to the outputs of the stages this run executed, under ``target``
+    (local stores only; cache hits are the outputs of the run that made them)."""
+    if not store.local:
+        return
+    for name, result in summary.stages.items():
+        if result.phase != "Succeeded":
+            continue
+        folder = target / name
+        folder.mkdir(parents=True, exist_ok=True)
+        directories = _directories(summary, name)
+        for output, digest in result.outputs.items():
+            if output in directories:
+                for entry in tree.load(store, digest).entries:
+                    link(store.local_path(layout.object_rel(entry.sha256)), folder / output / entry.path)
+            else:
+                link(store.local_path(layout.object_rel(digest)), folder / output)
+
+
+def _directories(summary: documents.RunSummary, stage: str) -> set[str]:
+    spec = summary.manifest.get("spec", {})
+    found: dict[str, Any] = next((s for s in spec.get("stages", []) if s.get("name") == stage), {})
+    return {o["name"] for o in found.get("outputs", []) if isinstance(o, dict) and o.get("type") == "directory"}
+
+
+def link(source: Path, dest: Path) -> None:
+    """A reflink (copy-on-write) where the file system has them, else a hard link to the
+    read-only stored object, else a copy: never a writable alias of stored bytes."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.unlink(missing_ok=True)
+    if _reflink(source, dest):
+        return
+    try:
+        os.link(source, dest)
+    except OSError:
+        import shutil
+        shutil.copyfile(source, dest)
+
+
+def _reflink(source: Path, dest: Path) -> bool:
+    try:
+        import fcntl
+        with open(source, "rb") as src, open(dest, "wb") as out:
+            fcntl.ioctl(out.fileno(), 0x40049409, src.fileno())  # FICLONE
+        return True
+    except OSError:
+        dest.unlink(missing_ok=True)
+        return False

@@ -1,12 +1,11 @@
-"""The environment user stage code sees (docs/contracts.md §1) and the metrics it writes.
+"""The environment user stage code sees (docs/contracts.md §1).
 
-Pure helpers used by the wrapper: building the child environment (credentials removed,
-so user code cannot reach the store) and folding the metrics JSON-lines file.
+A pure helper of the wrapper: the child environment, with credentials removed so user
+code cannot reach the store, and the contract variables added.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Mapping
@@ -16,13 +15,13 @@ from pathlib import Path
 CREDENTIAL_VARS = (
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
     "AWS_PROFILE", "GOOGLE_APPLICATION_CREDENTIALS", "AZURE_STORAGE_CONNECTION_STRING",
-    "AZURE_STORAGE_KEY", "TYCHO_S3_ENDPOINT", "TYCHO_INVOCATION",
+    "AZURE_STORAGE_KEY", "TYCHO_S3_ENDPOINT", "TYCHO_INVOCATION", "TYCHO_STORE",
 )
 
 
 def child_env(base: Mapping[str, str], *, inputs: Path, outputs: Path, params: Path, metrics: Path,
               stage: str, pipeline: str, run_id: str, env: Mapping[str, str],
-              secret_env: list[str]) -> dict[str, str]:
+              secret_env: list[str], imports_hook: Path, imports: Path) -> dict[str, str]:
     """The user process's environment: the caller's, minus credentials, plus the contract."""
     out = {k: v for k, v in base.items() if k not in CREDENTIAL_VARS or k in secret_env}
     out.update(env)
@@ -36,22 +35,7 @@ def child_env(base: Mapping[str, str], *, inputs: Path, outputs: Path, params: P
     })
     # `python` in a stage command means the interpreter Tycho itself runs on.
     out["PATH"] = os.path.dirname(sys.executable) + os.pathsep + out.get("PATH", "")
+    # Python processes of the stage note the modules they imported (tycho.stage.imports).
+    out["PYTHONPATH"] = os.pathsep.join(p for p in (str(imports_hook), out.get("PYTHONPATH", "")) if p)
+    out["TYCHO_IMPORTS"] = str(imports)
     return out
-
-
-def read_metrics(path: Path) -> dict[str, float]:
-    """Last value of each numeric metric in a JSON-lines file (bad lines are skipped)."""
-    last: dict[str, float] = {}
-    if not path.exists():
-        return last
-    for line in path.read_text().splitlines():
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if not isinstance(item, dict):
-            continue
-        for name, value in item.items():
-            if name != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
-                last[name] = float(value)
-    return last

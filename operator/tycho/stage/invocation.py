@@ -1,9 +1,11 @@
 """What the stage wrapper is asked to do, and what it reports back.
 
-An ``Invocation`` is built by a runner (local runner or operator) from a plan decision and
-travels as JSON (the ``TYCHO_INVOCATION`` variable of a stage Job), so its fields are the
-contract between planner and wrapper. It never holds secret values: secret-backed
-variables are listed by name and read from the process environment.
+An ``Invocation`` is built by the engine for every stage execution and travels as JSON
+(a file for local executors, the ``TYCHO_INVOCATION`` variable of a stage Job), so its
+fields are the contract between the engine and the wrapper. It never holds secret
+values: secret-backed variables are listed by name and read from the process
+environment. Store content is named by digest and record path, relative to the store,
+so an invocation means the same thing against any copy of the store.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from typing import Any
 
 import pydantic
 
+from tycho.api import models
+from tycho.provenance import documents
+
 
 class Strict(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
@@ -19,26 +24,14 @@ class Strict(pydantic.BaseModel):
 
 class InputRef(Strict):
     name: str
-    uri: str
-    """Store object URI for stage outputs; the external URL otherwise."""
+    type: models.OutputType = "file"
+    """file, or directory (a stored tree, materialised as a folder)."""
     sha256: str | None = None
-    """Known or expected digest; None for external data without a pinned digest."""
+    """Digest of the content; None for external data without a pinned digest."""
+    url: str | None = None
+    """External data (any fsspec URL); None for an upstream output, read from the store by digest."""
     producer: str | None = None
-    """Provenance record of the stage that produced it."""
-
-
-class ImageRef(Strict):
-    reference: str
-    digest: str | None = None
-    resolved_by: str | None = None
-
-
-class CodeRef(Strict):
-    digest: str
-    workdir: str
-    uri: str | None = None
-    commit: str | None = None
-    dirty: bool | None = None
+    """Store path of the record of the stage that produced it."""
 
 
 class Invocation(Strict):
@@ -47,16 +40,20 @@ class Invocation(Strict):
     stage: str
     invocation_id: str
     store: str
-    image: ImageRef
+    image: documents.ImageRef
     command: list[str]
     args: list[str] = []
     env: dict[str, str] = {}
     secret_env: list[str] = []
     params: dict[str, Any] = {}
     inputs: list[InputRef] = []
-    outputs: list[str] = []
-    code: CodeRef
+    outputs: list[models.Output] = []
+    code: documents.CodeRef
+    workdir: str
+    """Where the code is on the machine (or in the image) that runs the stage."""
     cache_key: str
+    executor: str = "subprocess"
+    """The executor that runs it; part of the record's builder id."""
     attempts: int = 1
     backoff_seconds: float = 0
     timeout_seconds: float | None = None
@@ -65,36 +62,38 @@ class Invocation(Strict):
 class Result(Strict):
     stage: str
     outputs: dict[str, str]
-    output_uris: dict[str, str]
+    directories: list[str] = []
     record: str
     metrics: dict[str, float]
     attempts: int
     started: str
     finished: str
+    environment: dict[str, str] | None = None
 
 
-def build(*, stage: Any, pipeline: dict[str, Any], run_id: str, invocation_id: str, store_url: str,
-          image: ImageRef, code: CodeRef, cache_key: str, input_digests: dict[str, str],
-          producers: dict[str, str], object_uri: Any, attempts: int) -> Invocation:
-    """The invocation for one planned stage (``stage`` is a ``tycho.api.models.Stage``).
+def build(*, stage: models.Stage, pipeline: dict[str, Any], run_id: str, store_url: str,
+          image: documents.ImageRef, code: documents.CodeRef, workdir: str, cache_key: str,
+          input_digests: dict[str, str], producers: dict[str, str], input_types: dict[str, models.OutputType],
+          executor: str) -> Invocation:
+    """The invocation for one planned stage. Pure: the engine calls it for every executor.
 
     ``producers`` maps an upstream stage name to the record that made its outputs;
-    ``object_uri(sha256)`` gives a blob's URI in the store. Pure: both runners call it.
+    ``input_types`` says which inputs are directories.
     """
     inputs: list[InputRef] = []
     for inp in stage.inputs:
         digest = input_digests[inp.name]
         if inp.from_:
             upstream = inp.from_.split("/", 1)[0]
-            inputs.append(InputRef(name=inp.name, uri=object_uri(digest), sha256=digest,
+            inputs.append(InputRef(name=inp.name, type=input_types.get(inp.name, "file"), sha256=digest,
                                    producer=producers.get(upstream)))
         else:
-            inputs.append(InputRef(name=inp.name, uri=inp.url, sha256=digest))
+            inputs.append(InputRef(name=inp.name, url=inp.url, sha256=digest))
     return Invocation(
-        pipeline=pipeline, run_id=run_id, stage=stage.name, invocation_id=invocation_id, store=store_url,
-        image=image, command=list(stage.command), args=list(stage.args),
+        pipeline=pipeline, run_id=run_id, stage=stage.name, invocation_id=f"{run_id}/{stage.name}",
+        store=store_url, image=image, command=list(stage.command), args=list(stage.args),
         env={e.name: e.value for e in stage.env if e.value is not None},
         secret_env=[e.name for e in stage.env if e.value_from is not None],
-        params=dict(stage.params), inputs=inputs, outputs=list(stage.outputs), code=code,
-        cache_key=cache_key, attempts=attempts, backoff_seconds=stage.retries.backoff_seconds,
-        timeout_seconds=stage.timeout_seconds)
+        params=dict(stage.params), inputs=inputs, outputs=list(stage.outputs), code=code, workdir=workdir,
+        cache_key=cache_key, executor=executor, attempts=stage.retries.limit + 1,
+        backoff_seconds=stage.retries.backoff_seconds, timeout_seconds=stage.timeout_seconds)

@@ -1,9 +1,10 @@
 """Fakes for the kube unit tests: the toy pipeline as the API server would hand it to the
-operator, fake Jobs in any state, and a Probe answering from dicts."""
+operator, fake Jobs in any state, and what the engine asks the executor to start."""
 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,15 +12,16 @@ from typing import Any
 import yaml
 
 from tycho.api import models, validation
-from tycho.kube import step
-from tycho.planning import plan
-from tycho.settings import Settings
+from tycho.engine import model, scheduler
+from tycho.kube import jobs
+from tycho.stage import invocation
 
 TOY = Path(__file__).resolve().parents[2] / "fixtures" / "toy" / "toy.yaml"
 NOTES_URL = "s3://data/notes.txt"
 NOTES_SHA = "a" * 64
 STORE = "s3://tycho/store"
 NOW = "2025-01-01T00:00:00.000Z"
+RUN = "toy-g1-abcdef"
 
 
 def toy_doc(**spec_overrides: Any) -> dict[str, Any]:
@@ -57,31 +59,20 @@ def finish(job: Mapping[str, Any], phase: str, *, failed: int = 0, reason: str =
     return out
 
 
-def entry(key: str, outputs: dict[str, str], metrics: dict[str, float] | None = None) -> plan.CacheEntry:
-    return plan.CacheEntry(key=key, outputs=outputs, record=f"{STORE}/records/r/{key[:6]}.json", metrics=metrics or {})
+def invocation_of(job: Mapping[str, Any]) -> invocation.Invocation:
+    """The invocation a Job carries (what the wrapper in its pod will read)."""
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    raw = next(e["value"] for e in container["env"] if e["name"] == "TYCHO_INVOCATION")
+    return invocation.Invocation.model_validate(json.loads(raw))
 
 
-class FakeProbe:
-    def __init__(self, hits: dict[str, plan.CacheEntry] | None = None,
-                 produced: dict[str, plan.CacheEntry] | None = None,
-                 pods: dict[str, list[dict[str, Any]]] | None = None) -> None:
-        self.hits, self.made, self.pod_map = hits or {}, produced or {}, pods or {}
-        self.lookups: list[str] = []
-
-    def lookup(self, key: str) -> plan.CacheEntry | None:
-        self.lookups.append(key)
-        return self.hits.get(key)
-
-    def produced(self, key: str) -> plan.CacheEntry | None:
-        return self.made.get(key)
-
-    def pods(self, job: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-        return list(self.pod_map.get(job["metadata"]["name"], []))
-
-
-def world(pipeline: models.ExperimentPipeline, *, prior: models.Status | None = None,
-          jobs: Mapping[str, Mapping[str, Any]] | None = None, run_id: str = "toy-20250101-000000-abcd",
-          settings: Settings | None = None) -> step.World:
-    return step.World(pipeline=pipeline, prior=prior or models.Status(run_id=run_id), run_id=run_id, store=STORE,
-                      external={NOTES_URL: NOTES_SHA}, jobs=dict(jobs or {}), settings=settings or Settings(), now=NOW)
-
+def start(pipeline: models.ExperimentPipeline, stage: str, key: str, run_id: str = RUN,
+          input_digest: str = "b" * 64) -> model.Start:
+    """What the engine asks the Kubernetes executor to start for ``stage``."""
+    st = next(s for s in pipeline.spec.stages if s.name == stage)
+    inv = invocation.build(
+        stage=st, pipeline={"name": pipeline.metadata.name, "uid": pipeline.metadata.uid, "generation": 1},
+        run_id=run_id, store_url=STORE, image=jobs.image_ref(st), code=jobs.code_identity(pipeline.spec),
+        workdir=pipeline.spec.code.workdir, cache_key=key, input_digests={i.name: input_digest for i in st.inputs},
+        producers={}, input_types={}, executor="kubernetes")
+    return model.Start(execution=scheduler.execution_id(pipeline.metadata.name, stage, key), stage=st, invocation=inv)

@@ -10,6 +10,7 @@ from tests.unit.kube import kubefakes as fk
 from tycho.api import models, validation
 from tycho.kube import jobs, naming
 from tycho.planning import cachekey
+from tycho.provenance import documents
 from tycho.settings import Settings
 
 KEY = "0123456789abcdef" * 4
@@ -18,12 +19,7 @@ KEY = "0123456789abcdef" * 4
 def _job(pipeline: models.ExperimentPipeline | None = None, stage: str = "generate",
          settings: Settings | None = None) -> dict[str, Any]:
     pipeline = pipeline or fk.toy()
-    st = next(s for s in pipeline.spec.stages if s.name == stage)
-    inv = jobs.build_invocation(pipeline=pipeline, stage=st, run_id="toy-20250101-000000-abcd", store=fk.STORE,
-                                key=KEY, input_digests={i.name: "b" * 64 for i in st.inputs}, producers={},
-                                job=naming.job_name("toy", stage, KEY))
-    return jobs.build_job(pipeline=pipeline, stage=st, run_id="toy-20250101-000000-abcd", key=KEY, inv=inv,
-                          settings=settings or Settings())
+    return jobs.build_job(pipeline=pipeline, start=fk.start(pipeline, stage, KEY), settings=settings or Settings())
 
 
 def _container(job: dict[str, Any]) -> dict[str, Any]:
@@ -39,7 +35,7 @@ def test_job_is_labelled_for_pipeline_stage_run_and_key_and_owned_by_the_pipelin
     job = _job()
     labels = job["metadata"]["labels"]
     assert labels[naming.LABEL_PIPELINE] == "toy" and labels[naming.LABEL_STAGE] == "generate"
-    assert labels[naming.LABEL_RUN] == "toy-20250101-000000-abcd"
+    assert labels[naming.LABEL_RUN] == fk.RUN
     assert KEY.startswith(labels[naming.LABEL_KEY]) and len(labels[naming.LABEL_KEY]) <= 63
     assert job["spec"]["template"]["metadata"]["labels"] == labels
     assert job["metadata"]["annotations"][naming.ANNOTATION_KEY] == KEY
@@ -53,12 +49,14 @@ def test_container_runs_the_stage_wrapper_with_the_invocation_in_env() -> None:
     c = _container(job)
     assert c["command"] == ["tycho", "stage-exec"]
     assert c["workingDir"] == "/app/pipeline"
-    inv = jobs.invocation_of(job)
+    inv = fk.invocation_of(job)
     assert inv.stage == "report" and inv.cache_key == KEY and inv.store == fk.STORE
     assert inv.attempts == 1  # retries are new pods (Job backoffLimit), not in-pod loops
     assert {i.name: i.sha256 for i in inv.inputs} == {"total": "b" * 64, "notes": "b" * 64}
-    assert inv.inputs[0].uri == f"{fk.STORE}/objects/sha256/{'b' * 64}"
-    assert inv.invocation_id == "k8s:ns1/toy-report-0123456789"
+    assert inv.inputs[0].url is None and inv.inputs[1].url == fk.NOTES_URL  # store objects by digest
+    assert inv.executor == "kubernetes" and inv.workdir == "/app/pipeline"
+    env = {e["name"]: e for e in c["env"]}
+    assert env["TYCHO_INVOCATION_ID"]["valueFrom"]["fieldRef"]["fieldPath"].endswith("controller-uid']")
 
 
 def test_store_credentials_come_from_the_secret_by_reference_only() -> None:
@@ -86,7 +84,7 @@ def test_secret_backed_stage_env_is_a_secret_key_ref_and_stays_out_of_the_invoca
     job = _job(validation.check(doc))
     env = {e["name"]: e for e in _container(job)["env"]}
     assert env["API_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "tok", "key": "t"}}
-    inv = jobs.invocation_of(job)
+    inv = fk.invocation_of(job)
     assert inv.secret_env == ["API_TOKEN"] and inv.env == {"MODE": "fast"}
 
 
@@ -94,7 +92,7 @@ def test_pod_is_locked_down() -> None:
     pod = _job()["spec"]["template"]["spec"]
     c = pod["containers"][0]
     assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
-    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 1000
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 10001
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
@@ -133,19 +131,29 @@ def test_gpu_stage_asks_for_gpus_on_the_right_product_and_tolerates_the_gpu_tain
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 
 
-def test_code_identity_prefers_the_declared_digest_else_derives_from_the_image() -> None:
-    pipeline = fk.toy()
-    stage = pipeline.spec.stages[0]
-    digest, source = jobs.code_identity(pipeline.spec, stage)
-    assert source == "image-reference" and digest == cachekey.digest({"codeFromImage": stage.image})
+def test_code_identity_prefers_the_declared_digest_else_stands_for_what_the_image_holds() -> None:
+    in_image = jobs.code_identity(fk.toy().spec)
+    assert in_image.source == "image-reference" and in_image.digest == cachekey.digest({"code": "in-image"})
     pinned = validation.check(fk.toy_doc(code={"digest": "sha256:" + "c" * 64}))
-    assert jobs.code_identity(pinned.spec, stage) == ("c" * 64, "spec.code.digest")
+    assert jobs.code_identity(pinned.spec) == documents.CodeRef(digest="c" * 64, source="spec.code.digest")
+
+
+def test_requests_can_differ_from_limits_and_a_stage_can_name_its_service_account() -> None:
+    doc = fk.toy_doc()
+    doc["spec"]["stages"][0]["resources"] = {"requests": {"cpu": "250m", "memory": "1Gi"},
+                                             "limits": {"cpu": 2, "memory": "2Gi"}}
+    doc["spec"]["stages"][0]["serviceAccountName"] = "trainer"
+    pod = _job(validation.check(doc))["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"] == {"requests": {"cpu": "250m", "memory": "1Gi"},
+                                                 "limits": {"cpu": "2", "memory": "2Gi"}}
+    assert pod["serviceAccountName"] == "trainer" and pod["automountServiceAccountToken"] is False
+    assert _job()["spec"]["template"]["spec"]["serviceAccountName"] == "default"
 
 
 def test_image_pinned_by_digest_is_recorded_as_resolved() -> None:
     doc = fk.toy_doc()
     doc["spec"]["stages"][0]["image"] = "reg/stage@sha256:" + "d" * 64
-    inv = jobs.invocation_of(_job(validation.check(doc)))
+    inv = fk.invocation_of(_job(validation.check(doc)))
     assert inv.image.digest == "d" * 64 and inv.image.resolved_by == "image-reference"
 
 

@@ -21,7 +21,7 @@ def stage(**over: object) -> models.Stage:
 
 
 def key_of(s: models.Stage, image: str = "img:1", code: str = "c0", inputs: dict[str, str] | None = None) -> str:
-    return cachekey.key(cachekey.components(s, image, code, inputs or {"data": "d0"}))
+    return cachekey.key(cachekey.components(s, cachekey.image_part(reference=image), code, inputs or {"data": "d0"}))
 
 
 def test_key_is_the_same_in_another_process() -> None:
@@ -48,16 +48,18 @@ def test_key_ignores_mapping_order() -> None:
     lambda: key_of(stage(env=[{"name": "MODE", "value": "slow"}])),
     lambda: key_of(stage(cache={"version": "2"})),
     lambda: key_of(stage(outputs=["model", "history"])),
+    lambda: key_of(stage(outputs=[{"name": "model", "type": "directory"}])),
     lambda: key_of(stage(), image="img:2"),
     lambda: key_of(stage(), code="c1"),
     lambda: key_of(stage(), inputs={"data": "d1"}),
-], ids=["param", "new-param", "command", "args", "env", "cache-version", "outputs", "image", "code", "input-data"])
+], ids=["param", "new-param", "command", "args", "env", "cache-version", "outputs", "output-type", "image", "code",
+         "input-data"])
 def test_any_one_component_changes_the_key(change) -> None:  # type: ignore[no-untyped-def]
     assert change() != key_of(stage())
 
 
 def test_secret_env_values_never_enter_the_key() -> None:
-    parts = cachekey.components(stage(), "img:1", "c0", {})
+    parts = cachekey.components(stage(), cachekey.image_part(reference="img:1"), "c0", {})
     assert parts["env"] == {"MODE": "fast"}
 
 
@@ -66,6 +68,16 @@ def test_int_and_float_params_are_distinct() -> None:
 
 
 def test_changed_names_each_difference() -> None:
-    old = cachekey.components(stage(), "img:1", "c0", {"data": "d0"})
-    new = cachekey.components(stage(params={"epochs": 5, "lr": 0.1}), "img:2", "c0", {"data": "d0"})
-    assert cachekey.changed(old, new) == ["image: img:1 -> img:2", "params.epochs: 3 -> 5"]
+    old = cachekey.components(stage(), cachekey.image_part(reference="img:1"), "c0", {"data": "d0"})
+    new = cachekey.components(stage(params={"epochs": 5, "lr": 0.1}), cachekey.image_part(reference="img:2"), "c0",
+                              {"data": "d0"})
+    assert cachekey.changed(old, new) == ["image.reference: img:1 -> img:2", "params.epochs: 3 -> 5"]
+
+
+def test_a_known_image_digest_is_the_image_whatever_its_name() -> None:
+    digest = "sha256:" + "e" * 64
+    by_tag = cachekey.image_part(reference="reg/stage:1", digest=digest)
+    by_other_name = cachekey.image_part(reference="mirror.local/stage@" + digest, digest="e" * 64)
+    assert by_tag == by_other_name == {"digest": "e" * 64}
+    local = cachekey.image_part(reference="reg/stage:1", environment={"python": "3.11.7"})
+    assert local == {"reference": "reg/stage:1", "environment": {"python": "3.11.7"}}

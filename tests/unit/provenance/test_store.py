@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tycho.provenance import hashing, store as store_mod
+from tycho.provenance import hashing, layout, store as store_mod, tree
 
 
 @pytest.fixture
@@ -34,7 +34,10 @@ def test_no_temporary_files_are_left_behind(store: store_mod.Store, tmp_path: Pa
 
 def test_verify_fails_for_a_corrupted_blob(store: store_mod.Store) -> None:
     digest = store.put_bytes(b"model weights")
-    (Path(store.root) / store.object_rel(digest)).write_bytes(b"model weightz")
+    path = store.local_path(layout.object_rel(digest))
+    assert not path.stat().st_mode & 0o222  # stored objects are read-only
+    path.chmod(0o644)
+    path.write_bytes(b"model weightz")
     assert not store.verify(digest)
     with pytest.raises(store_mod.IntegrityError):
         store.get_bytes(digest)
@@ -49,7 +52,7 @@ def test_records_are_write_once(store: store_mod.Store) -> None:
 
 def test_relative_file_urls_resolve_against_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert store_mod.resolve_url("file://.tycho/store") == f"file://{tmp_path}/.tycho/store"
+    assert layout.resolve_url("file://.tycho/store") == f"file://{tmp_path}/.tycho/store"
 
 
 def test_hashing_matches_hashlib_on_a_multi_chunk_file(tmp_path: Path) -> None:
@@ -57,3 +60,35 @@ def test_hashing_matches_hashlib_on_a_multi_chunk_file(tmp_path: Path) -> None:
     path = tmp_path / "big"
     path.write_bytes(data)
     assert hashing.sha256_file(path) == hashing.sha256_bytes(data)
+
+
+def test_layout_reads_absolute_uris_of_older_records_relative_to_any_store() -> None:
+    assert layout.rel("s3://bucket/deep/prefix/records/r1/train.json") == "records/r1/train.json"
+    assert layout.rel("file:///home/me/.tycho/store/objects/sha256/" + "a" * 64) == "objects/sha256/" + "a" * 64
+    assert layout.rel("records/r1/train.json") == "records/r1/train.json"
+    assert layout.digest_of("objects/sha256/" + "b" * 64) == "b" * 64
+    with pytest.raises(ValueError, match="names nothing in a Tycho store"):
+        layout.rel("s3://bucket/elsewhere/file.txt")
+
+
+def test_a_folder_is_stored_as_a_tree_with_the_same_digest_anywhere(store: store_mod.Store, tmp_path: Path) -> None:
+    for root in (tmp_path / "a", tmp_path / "b"):
+        (root / "variables").mkdir(parents=True)
+        (root / "saved_model.pb").write_bytes(b"graph")
+        (root / "variables" / "data-0").write_bytes(b"weights")
+    first, second = tree.put(store, tmp_path / "a"), tree.put(store, tmp_path / "b")
+    assert first == second and tree.verify(store, first)
+    assert [e.path for e in tree.load(store, first).entries] == ["saved_model.pb", "variables/data-0"]
+    tree.get(store, first, tmp_path / "copy")
+    assert (tmp_path / "copy" / "variables" / "data-0").read_bytes() == b"weights"
+    weights = store.local_path(layout.object_rel(hashing.sha256_bytes(b"weights")))
+    weights.chmod(0o644)
+    weights.write_bytes(b"weightz")
+    assert not tree.verify(store, first)
+
+
+def test_a_folder_with_a_symlink_is_refused(store: store_mod.Store, tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "link").symlink_to("/etc/passwd")
+    with pytest.raises(ValueError, match="not a regular file"):
+        tree.put(store, tmp_path / "out")

@@ -10,6 +10,8 @@ import pytest
 from rich.console import Console
 
 from tycho.api import models, validation
+from tycho.executors import process
+from tycho.provenance import documents
 from tycho.runners import local, progress
 
 TOY = Path(__file__).resolve().parents[2] / "fixtures" / "toy"
@@ -38,8 +40,14 @@ class Workspace:
     def reporter(self) -> progress.Reporter:
         return progress.LineReporter(Console(file=self.output, width=200))
 
-    def run(self, pipeline: models.ExperimentPipeline | None = None, **kw: object) -> dict:  # type: ignore[type-arg]
-        return local.run(pipeline or self.pipeline(), self.options(**kw), self.reporter())
+    def executor(self) -> process.ProcessExecutor:
+        reporter = self.reporter()
+        return process.ProcessExecutor(self.root / "work", self.root / "logs", reporter)
+
+    def run(self, pipeline: models.ExperimentPipeline | None = None, **kw: object) -> documents.RunSummary:
+        reporter = self.reporter()
+        executor = process.ProcessExecutor(self.root / "work", self.root / "logs", reporter)
+        return local.run(pipeline or self.pipeline(), self.options(**kw), reporter, executor).summary
 
     def object(self, digest: str) -> Path:
         return self.root / "store" / "objects" / "sha256" / digest

@@ -1,6 +1,6 @@
 """Prometheus metrics of the operator, served on ``/metrics`` (Settings.metrics_port).
 
-The controller reports into this module after every reconcile; the stage gauge is kept
+The reconciler reports into this module after every reconcile; the stage gauge is kept
 per pipeline and summed, so a deleted pipeline's stages drop out of it.
 """
 
@@ -20,8 +20,9 @@ RECONCILE_ERRORS = prom.Counter("tycho_reconcile_errors_total", "Reconciles that
 STAGES = prom.Gauge("tycho_stages", "Stages of all watched pipelines by phase.", ["phase"])
 CACHE_HITS = prom.Counter("tycho_cache_hits_total", "Stages satisfied from the cache (no Job created).")
 JOBS_CREATED = prom.Counter("tycho_jobs_created_total", "Stage Jobs created.")
+API_CALLS = prom.Counter("tycho_api_calls_total", "Requests the operator sent to the API server.", ["verb"])
 STAGE_FAILURES = prom.Counter("tycho_stage_failures_total", "Stages that failed after their retries.")
-PHASES = ("Pending", "Running", "Succeeded", "Failed", "Cached", "Skipped", "Suspended")
+PHASES = ("Pending", "Running", "Succeeded", "Failed", "Cached", "Skipped", "Cancelled", "Suspended")
 
 _lock = threading.Lock()
 _by_pipeline: dict[str, collections.Counter[str]] = {}
@@ -54,3 +55,7 @@ def count_transitions(old: models.Status, new: models.Status) -> None:
                 CACHE_HITS.inc()
             elif stage.phase == "Failed":
                 STAGE_FAILURES.inc()
+
+
+def count_call(verb: str) -> None:
+    API_CALLS.labels(verb=verb).inc()

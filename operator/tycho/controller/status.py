@@ -1,9 +1,9 @@
 """The pipeline's status subresource: phase, progress, headline metric, conditions.
 
-Pure: ``tycho.kube.step`` decides the stage statuses; this module derives everything the
-pipeline-level status says from them, keeping each condition's ``lastTransitionTime``
-unless its status actually changed (what ``kubectl wait --for=condition=Ready`` and
-dashboards rely on).
+Pure: the engine decides the stage results; this module shows them as the status
+(``stage_status``) and derives everything the pipeline-level status says from them,
+keeping each condition's ``lastTransitionTime`` unless its status actually changed
+(what ``kubectl wait --for=condition=Ready`` and dashboards rely on).
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from typing import Any, Literal
 import pydantic
 
 from tycho.api import models, validation
+from tycho.provenance import documents, layout, metrics as metrics_mod
 
-DONE = ("Succeeded", "Cached")
-# Preferred headline metrics, most telling first; otherwise the last metric reported.
-HEADLINE_HINTS = ("test_accuracy", "accuracy", "f1", "auc", "score")
+DONE = documents.DONE
 
 
 def parse(raw: Mapping[str, Any] | None) -> models.Status:
@@ -37,19 +36,21 @@ def progress(stages: Sequence[models.StageStatus]) -> str:
 
 
 def headline(stages: Sequence[models.StageStatus]) -> str:
-    """The pipeline's most telling metric, e.g. ``test_accuracy=0.97``: the first hint found,
-    latest stage first; else the latest finished stage's last metric."""
-    done = [s for s in stages if s.phase in DONE and s.metrics]
-    for hint in HEADLINE_HINTS:
-        for stage in reversed(done):
-            exact = hint if hint in stage.metrics else None
-            name = exact or next((n for n in stage.metrics if hint in n), None)
-            if name is not None:
-                return f"{name}={stage.metrics[name]:.4g}"
-    if done:
-        name = list(done[-1].metrics)[-1]
-        return f"{name}={done[-1].metrics[name]:.4g}"
-    return ""
+    """The pipeline's most telling metric, e.g. ``test_accuracy=0.97`` (``provenance.metrics``)."""
+    best = metrics_mod.pipeline_headline([s.metrics for s in stages if s.phase in DONE])
+    return f"{best[0]}={best[1]:.4g}" if best else ""
+
+
+def stage_status(result: documents.StageResult, store_url: str) -> models.StageStatus:
+    """A stage result as the status shows it (absolute URIs, for people to follow)."""
+    return models.StageStatus(
+        name=result.name, phase=result.phase, attempts=result.attempts, started_at=result.started_at,
+        finished_at=result.finished_at, cache_key=result.cache_key, cache_hit=result.cache_hit,
+        job_name=result.execution,
+        outputs=[models.OutputStatus(name=n, sha256=d, uri=f"{store_url}/{layout.object_rel(d)}")
+                 for n, d in sorted(result.outputs.items())],
+        provenance=f"{store_url}/{result.record}" if result.record else None,
+        metrics=dict(result.metrics), message=result.message)
 
 
 def phase(stages: Sequence[models.StageStatus], suspended: bool) -> models.PipelinePhase:
@@ -90,8 +91,8 @@ def set_condition(conditions: list[models.Condition], kind: str, state: bool, re
     return [c for c in conditions if c.type != kind] + [new]
 
 
-def build(prior: models.Status, *, stages: list[models.StageStatus], run_id: str, generation: int | None,
-          suspended: bool, now: str) -> models.Status:
+def build(prior: models.Status, *, stages: list[models.StageStatus], run_id: str, spec_digest: str,
+          generation: int | None, suspended: bool, now: str) -> models.Status:
     """The status of a valid pipeline given its stages' statuses."""
     current = phase(stages, suspended)
     message = _message(stages, current)
@@ -106,7 +107,7 @@ def build(prior: models.Status, *, stages: list[models.StageStatus], run_id: str
     conds = set_condition(conds, "Degraded", bool(failed), "StageFailed" if failed else "AsExpected",
                           message if failed else "", generation, now)
     return models.Status(phase=current, progress=progress(stages), headline=headline(stages) or prior.headline,
-                         run_id=run_id, observed_generation=generation, stages=stages,
+                         run_id=run_id, spec_digest=spec_digest, observed_generation=generation, stages=stages,
                          conditions=_ordered(conds), message=message)
 
 
@@ -119,6 +120,7 @@ def invalid(prior: models.Status, problems: Sequence[validation.Problem], genera
     conds = set_condition(conds, "Progressing", False, "Invalid", "", generation, now)
     conds = set_condition(conds, "Degraded", True, "InvalidManifest", message, generation, now)
     return models.Status(phase="Invalid", progress=prior.progress, headline=prior.headline, run_id=prior.run_id,
+                         spec_digest=prior.spec_digest,
                          observed_generation=generation, stages=prior.stages, conditions=_ordered(conds),
                          message=f"invalid manifest, nothing runs: {message}")
 

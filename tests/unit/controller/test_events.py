@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tycho.api import models
-from tycho.kube import events
+from tycho.controller import events
 
 
 def _status(run: str, phase: str, **stages: str) -> models.Status:

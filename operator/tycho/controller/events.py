@@ -1,7 +1,7 @@
 """Kubernetes Events for what changed between two statuses of a pipeline: one per stage
 transition (started, retrying, succeeded, cache hit, failed, ...) and per pipeline phase.
 
-Pure: the controller posts what ``build`` returns (through kopf's event poster), so
+Pure: the reconciler posts what ``build`` returns (through kopf's event poster), so
 ``kubectl describe xp NAME`` tells the run's story. Messages carry names, keys and record
 URIs, never secret values (there are none in a status to begin with).
 """
@@ -12,6 +12,7 @@ import dataclasses
 from typing import Literal
 
 from tycho.api import models
+from tycho.provenance import metrics as metrics_mod
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +33,7 @@ def _stage_event(old: models.StageStatus | None, new: models.StageStatus) -> Eve
     if new.phase == "Running":
         return Event("Normal", "StageStarted", f"stage {new.name}: Job {new.job_name} ({new.message}; key {key})")
     if new.phase == "Succeeded":
-        metrics = " ".join(f"{k}={v:.4g}" for k, v in list(new.metrics.items())[-3:])
+        metrics = metrics_mod.show(metrics_mod.headline(new.metrics))
         return Event("Normal", "StageSucceeded", f"stage {new.name} succeeded after {new.attempts} attempt(s)"
                      + (f": {metrics}" if metrics else "") + f"; record {new.provenance}")
     if new.phase == "Cached":

@@ -1,10 +1,14 @@
-"""Serialises and coalesces reconciles per pipeline, and retries failed ones.
+"""The operator's one work queue: every reconcile goes through it, and it is the one place
+that retries.
 
 Watch events arrive in bursts (a Job's status changes several times per attempt, and
-every Job of a pipeline reports separately). A pipeline is reconciled by one worker at a
-time; triggers that arrive meanwhile collapse into one more pass. A failed pass is retried
-with exponential backoff, unless the caller (a kopf change handler) retries it itself.
-Runs in kopf's event loop; the blocking reconcile runs in a thread pool.
+every Job of a pipeline reports separately). A pipeline is reconciled by one worker at
+a time; triggers that arrive meanwhile collapse into one more pass. A failed pass is
+retried with exponential backoff; a pass may ask to be run again after a delay. kopf's
+handlers only trigger (``tycho.controller.handlers``): they never reconcile or retry.
+
+Runs in kopf's event loop. The world a pass sees is read from the watch-fed indexes on
+the loop (``world``), then the blocking reconcile runs in a thread pool.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import dataclasses
 import logging
 from collections.abc import Callable
 
-from tycho.kube import events as events_mod, metrics, reconciler
+from tycho.controller import events as events_mod, metrics, reconciler
 
 log = logging.getLogger("tycho.operator")
 Key = tuple[str, str]
 Post = Callable[[dict[str, object], events_mod.Event], None]
+WorldOf = Callable[[str, str], reconciler.World]
+Reconcile = Callable[[reconciler.World], reconciler.Result]
 MAX_BACKOFF = 60.0
 
 
@@ -32,8 +38,8 @@ class _Slot:
 
 
 class WorkQueue:
-    def __init__(self, rec: reconciler.Reconciler, post: Post, workers: int = 8) -> None:
-        self.rec, self.post = rec, post
+    def __init__(self, reconcile: Reconcile, world: WorldOf, post: Post, workers: int = 8) -> None:
+        self.reconcile, self.world, self.post = reconcile, world, post
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
         self._slots: dict[Key, _Slot] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -49,9 +55,8 @@ class WorkQueue:
         self._jobs[uid] = fingerprint
         return True
 
-    async def trigger(self, ns: str, name: str, *, propagate: bool = False) -> None:
-        """Reconcile now, or make the running pass go round once more. With ``propagate``,
-        an error is raised to the caller (which retries) instead of being retried here."""
+    async def trigger(self, ns: str, name: str) -> None:
+        """Reconcile now, or make the running pass go round once more."""
         slot = self._slots.setdefault((ns, name), _Slot())
         slot.dirty = True
         if slot.running:
@@ -62,14 +67,13 @@ class WorkQueue:
             while slot.dirty:
                 slot.dirty = False
                 try:
-                    result = await loop.run_in_executor(self._pool, self.rec.reconcile, ns, name)
-                except Exception as err:
+                    result = await loop.run_in_executor(self._pool, self.reconcile, self.world(ns, name))
+                except Exception as err:  # noqa: BLE001 - any failure is retried here, and only here
                     slot.failures += 1
                     metrics.RECONCILE_ERRORS.inc()
-                    if propagate:
-                        raise
                     delay = min(MAX_BACKOFF, 2.0 ** slot.failures)
-                    log.warning("reconcile of %s/%s failed (%s); retrying in %.0fs", ns, name, err, delay)
+                    log.warning("reconcile of %s/%s failed (%s: %s); retrying in %.0fs", ns, name,
+                                type(err).__name__, err, delay)
                     self.requeue(ns, name, delay)
                     return
                 slot.failures = 0
@@ -100,8 +104,6 @@ class WorkQueue:
         slot = self._slots.pop((ns, name), None)
         if slot is not None and slot.timer is not None:
             slot.timer.cancel()
-        metrics.observe_stages(f"{ns}/{name}", None)
-        self.rec.forget(ns, name)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

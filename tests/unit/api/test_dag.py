@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tycho.planning import dag
+from tycho.api import dag
 
 DIAMOND = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}
 
@@ -29,5 +29,15 @@ def test_find_cycle_returns_the_loop() -> None:
     assert dag.find_cycle(DIAMOND) == []
 
 
-def test_upstream_closure_is_transitive() -> None:
-    assert dag.upstream_closure(DIAMOND, "d") == {"a", "b", "c"}
+def test_find_cycle_ignores_references_to_unknown_stages() -> None:
+    assert dag.find_cycle({"a": ["zz"], "b": ["a"]}) == []
+
+
+def test_a_long_chain_listed_in_reverse_is_ordered_without_recursion() -> None:
+    n = 20000
+    chain = {f"s{i}": ([f"s{i - 1}"] if i else []) for i in reversed(range(n))}
+    order = dag.order(chain)
+    assert order[0] == "s0" and order[-1] == f"s{n - 1}"
+    assert dag.find_cycle(chain) == []
+    chain["s0"] = [f"s{n - 1}"]
+    assert len(dag.find_cycle(chain)) == n + 1

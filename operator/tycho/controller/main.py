@@ -1,4 +1,4 @@
-"""``tycho operator``: runs the kopf operator with the handlers of ``tycho.handlers``.
+"""``tycho operator``: runs the kopf operator with the handlers of ``tycho.controller.handlers``.
 
 Settings come from the environment (``tycho.settings``; the Helm chart maps its values
 onto them): watched namespaces, ports, peering. Liveness is kopf's own endpoint
@@ -19,7 +19,7 @@ from tycho.settings import Settings
 
 def run(cfg: Settings | None = None, *, verbose: bool = False) -> int:
     cfg = cfg or Settings.from_env()
-    from tycho import handlers  # noqa: F401  (registers the handlers with kopf)
+    from tycho.controller import handlers  # noqa: F401  (registers the handlers with kopf)
 
     kopf.configure(verbose=verbose, log_prefix=True)
     logging.getLogger("tycho").setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tycho.api import models, validation
-from tycho.kube import status
+from tycho.controller import status
 
 
 def _stages(*phases: str, metrics: dict[str, float] | None = None) -> list[models.StageStatus]:
@@ -40,12 +40,12 @@ def test_phase_follows_the_stages() -> None:
 
 
 def test_conditions_keep_their_transition_time_until_their_status_flips() -> None:
-    first = status.build(models.Status(), stages=_stages("Running"), run_id="r", generation=1, suspended=False, now="t1")
+    first = status.build(models.Status(), stages=_stages("Running"), spec_digest="d", run_id="r", generation=1, suspended=False, now="t1")
     assert _cond(first, "Progressing").status == "True" and _cond(first, "Progressing").last_transition_time == "t1"
     assert _cond(first, "Ready").status == "False" and _cond(first, "Valid").status == "True"
-    second = status.build(first, stages=_stages("Running"), run_id="r", generation=1, suspended=False, now="t2")
+    second = status.build(first, stages=_stages("Running"), spec_digest="d", run_id="r", generation=1, suspended=False, now="t2")
     assert _cond(second, "Progressing").last_transition_time == "t1"
-    done = status.build(second, stages=_stages("Succeeded"), run_id="r", generation=1, suspended=False, now="t3")
+    done = status.build(second, stages=_stages("Succeeded"), spec_digest="d", run_id="r", generation=1, suspended=False, now="t3")
     assert _cond(done, "Ready").status == "True" and _cond(done, "Ready").last_transition_time == "t3"
     assert _cond(done, "Progressing").status == "False" and _cond(done, "Progressing").last_transition_time == "t3"
     assert _cond(done, "Valid").last_transition_time == "t1"
@@ -70,7 +70,7 @@ def test_unreadable_status_counts_as_none() -> None:
 
 
 def test_dump_is_camel_case_without_nulls() -> None:
-    st = status.build(models.Status(), stages=_stages("Running"), run_id="r", generation=2, suspended=False, now="t")
+    st = status.build(models.Status(), stages=_stages("Running"), spec_digest="d", run_id="r", generation=2, suspended=False, now="t")
     doc = status.dump(st)
     assert doc["runId"] == "r" and doc["observedGeneration"] == 2
     assert "lastTransitionTime" in doc["conditions"][0]

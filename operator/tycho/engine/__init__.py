@@ -1,0 +1,1 @@
+"""The engine: the one scheduler (pure decisions over typed runs) and what drives it."""

@@ -1,0 +1,33 @@
+"""The cache index: for a cache key, the record and output digests a stage execution made.
+
+The stage wrapper writes an entry after the record (``write``); the engine reads it
+before deciding a hit (``read`` + ``verified``). An entry is only an index: the record
+is the evidence, and a hit is used only when every output still hashes right.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pydantic
+
+from tycho.provenance import documents, layout, store as store_mod, tree
+
+
+def read(store: store_mod.Store, key: str) -> documents.CacheEntry | None:
+    rel = layout.cache_rel(key)
+    if not store.exists(rel):
+        return None
+    try:
+        return documents.CacheEntry.model_validate(store.read_json(rel))
+    except (ValueError, pydantic.ValidationError):
+        return None  # an unreadable entry is no entry: the stage runs and writes a good one
+
+
+def write(store: store_mod.Store, entry: documents.CacheEntry) -> None:
+    store.write_json(layout.cache_rel(entry.key), entry.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
+def verified(store: store_mod.Store, outputs: Mapping[str, str], directories: list[str]) -> bool:
+    """Every output exists and still hashes to its digest (trees: every file too)."""
+    return all(tree.verify(store, d) if name in directories else store.verify(d) for name, d in outputs.items())

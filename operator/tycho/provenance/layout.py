@@ -1,0 +1,96 @@
+"""The storage layout: every path Tycho reads or writes under a store root, built here only.
+
+Everything else names store content by these relative paths (records, run summaries,
+cache entries, status) and never by absolute URI, so a store copied with ``cp -r`` or
+``aws s3 sync`` to another place still resolves. ``rel`` also reads the absolute URIs
+older records hold, by cutting them at the first layout directory they contain.
+
+```
+objects/sha256/<hex>                    content-addressed blobs (outputs, trees, code archives, metrics)
+records/<run-id>/<stage>.json           provenance record of one stage execution, write-once
+runs/<run-id>.json                      run summary (tycho.provenance.documents.RunSummary)
+pipelines/<name>/runs/<created>_<run-id>.json   per-pipeline index of runs, in time order
+cache/<cache-key>.json                  cache entry: key -> record + output digests
+producers/<hex>.json                    which record produced a digest (lineage)
+live/<run-id>/<stage>.metrics.jsonl     metrics of a stage while it runs (replaced as it grows)
+```
+"""
+
+from __future__ import annotations
+
+import os
+
+OBJECTS = "objects/sha256"
+RECORDS = "records"
+RUNS = "runs"
+PIPELINES = "pipelines"
+CACHE = "cache"
+PRODUCERS = "producers"
+LIVE = "live"
+_TOP = (OBJECTS, RECORDS, RUNS, PIPELINES, CACHE, PRODUCERS, LIVE)
+
+
+def object_rel(sha256: str) -> str:
+    return f"{OBJECTS}/{sha256}"
+
+
+def record_rel(run_id: str, stage: str) -> str:
+    return f"{RECORDS}/{run_id}/{stage}.json"
+
+
+def summary_rel(run_id: str) -> str:
+    return f"{RUNS}/{run_id}.json"
+
+
+def pipeline_runs_dir(pipeline: str) -> str:
+    return f"{PIPELINES}/{pipeline}/runs"
+
+
+def pipeline_run_marker(pipeline: str, created_at: str, run_id: str) -> str:
+    """A file per run whose name sorts by creation time: listing the folder orders runs."""
+    return f"{pipeline_runs_dir(pipeline)}/{created_at}_{run_id}.json"
+
+
+def run_id_of_marker(name: str) -> str:
+    return name.split("_", 1)[1].removesuffix(".json")
+
+
+def cache_rel(key: str) -> str:
+    return f"{CACHE}/{key}.json"
+
+
+def producer_rel(sha256: str) -> str:
+    return f"{PRODUCERS}/{sha256}.json"
+
+
+def live_metrics_rel(run_id: str, stage: str) -> str:
+    return f"{LIVE}/{run_id}/{stage}.metrics.jsonl"
+
+
+def rel(ref: str) -> str:
+    """The store-relative path of a reference: a relative path is returned as it is; an
+    absolute URI (older records, status fields) is cut at its first layout directory."""
+    if "://" not in ref and not ref.startswith("/"):
+        return ref
+    parts = ref.split("/")
+    for i in range(len(parts)):
+        joined = "/".join(parts[i:])
+        if any(joined.startswith(top + "/") for top in _TOP):
+            return joined
+    raise ValueError(f"{ref!r} names nothing in a Tycho store (expected a path under one of: {', '.join(_TOP)})")
+
+
+def digest_of(ref: str) -> str | None:
+    """The sha256 an object reference names, if it names an object."""
+    path = rel(ref)
+    return path[len(OBJECTS) + 1:] if path.startswith(OBJECTS + "/") else None
+
+
+def resolve_url(url: str) -> str:
+    """Make a relative ``file://`` URL absolute (relative to the working directory)."""
+    if url.startswith("file://"):
+        path = url[len("file://"):]
+        return "file://" + os.path.abspath(path)
+    if "://" not in url:
+        return "file://" + os.path.abspath(url)
+    return url
