@@ -36,11 +36,11 @@ def _store(args: argparse.Namespace, pipeline: models.ExperimentPipeline | None 
 
 
 def _load(args: argparse.Namespace) -> models.ExperimentPipeline:
-    from tycho.api import validation
+    from tycho.api import problems, validation
 
     path = Path(args.file)
     if not path.is_file():
-        raise validation.InvalidManifest([validation.Problem(str(path), "no such file", "give the manifest's path")])
+        raise problems.InvalidManifest([problems.Problem(str(path), "no such file", "give the manifest's path")])
     pipeline = validation.load_text(path.read_text())
     overrides = dict(item.split("=", 1) if "=" in item else (item, "") for item in getattr(args, "set", None) or [])
     return validation.apply_overrides(pipeline, overrides) if overrides else pipeline
@@ -88,7 +88,7 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _seconds(result: documents.StageResult) -> str:
-    from tycho.provenance import runs
+    from tycho.provenance import documents
 
     if not result.started_at or not result.finished_at:
         return ""
@@ -208,7 +208,7 @@ def cmd_lineage(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_runs(args: argparse.Namespace, out: Console) -> int:
-    from tycho.provenance import metrics, runs, store as store_mod
+    from tycho.provenance import documents, metrics, runs, store as store_mod
 
     store = store_mod.Store(_store(args))
     docs = [runs.load(store, r) for r in runs.run_ids(store, args.pipeline)]
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         return operator_main.run(verbose=args.verbose)
     from rich.console import Console
 
-    from tycho.api import validation
+    from tycho.api import problems
 
     out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     try:
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             return {"run": cmd_run, "reproduce": cmd_reproduce}[args.command](args, out, err)
         handler = {"validate": cmd_validate, "explain": cmd_explain, "lineage": cmd_lineage, "runs": cmd_runs}
         return handler[args.command](args, out)
-    except validation.InvalidManifest as invalid:
+    except problems.InvalidManifest as invalid:
         if getattr(args, "json", False):
             _emit(args, {"valid": False, "problems": [p.__dict__ for p in invalid.problems]})
         for problem in invalid.problems:

@@ -7,7 +7,6 @@ by the operator before it creates any Job, so a rejected manifest never half-run
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
@@ -15,8 +14,8 @@ from typing import Any, Literal
 import pydantic
 import yaml
 
-from tycho.api import models
-from tycho.api import dag
+from tycho.api import dag, models
+from tycho.api.problems import InvalidManifest, Problem
 
 DNS_LABEL = re.compile(models.DNS_LABEL)
 DNS_SUBDOMAIN = re.compile(models.DNS_SUBDOMAIN)
@@ -27,26 +26,6 @@ SHA256 = re.compile(models.SHA256)
 # Job names carry pipeline, stage and 10 hex digits of the cache key; they label pods (63 max).
 JOB_NAME_BUDGET = 63 - 12
 RESERVED_ENV_PREFIX = "TYCHO_"
-
-
-@dataclasses.dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a manifest."""
-
-    path: str
-    message: str
-    fix: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message} (fix: {self.fix})"
-
-
-class InvalidManifest(Exception):
-    """Raised with every problem found, so a user fixes them all in one pass."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
 
 
 def _loc_to_path(loc: Iterable[int | str]) -> str:

@@ -1,9 +1,9 @@
 """kopf wiring only: watch-fed indexes, and which watch event triggers which reconcile.
 
-Three indexes hold what a reconcile reads — pipelines by (namespace, name), stage Jobs
-by (namespace, pipeline), their Pods by (namespace, Job UID) — so a reconcile makes no
-GET or LIST call (kopf fills every index before it calls any handler, so a restarted
-operator sees the Jobs it created before it decides anything). Event handlers only
+Two indexes hold what a reconcile reads — pipelines by (namespace, name) and stage Jobs
+by (namespace, pipeline) — so a reconcile makes no GET or LIST call for them (kopf fills
+every index before it calls any handler, so a restarted operator sees the Jobs it created
+before it decides anything). Pods are not watched (see ``tycho.executors.kube``). Event handlers only
 trigger the work queue (``tycho.controller.queue``), the one place that reconciles and
 retries.
 
@@ -27,7 +27,6 @@ from tycho.controller import events, metrics, queue as queue_mod, reconciler
 from tycho.kube import client, naming, observe
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
-JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
 _TASKS: set[asyncio.Task[None]] = set()
 
 
@@ -59,25 +58,16 @@ def pipeline_jobs(namespace: str | None, labels: kopf.Labels, body: kopf.Body, *
     return {(namespace or "", labels[naming.LABEL_PIPELINE]): job}
 
 
-@kopf.index("v1", "pods", labels={naming.LABEL_PIPELINE: kopf.PRESENT})
-def job_pods(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any] | None:
-    uid = labels.get(JOB_UID_LABEL)
-    return {(namespace or "", uid): _slim(body, spec=False)} if uid else None
-
-
 class Indexes:
-    """The three indexes, read on the event loop into one pipeline's ``World``."""
+    """The indexes, read on the event loop into one pipeline's ``World``."""
 
-    def __init__(self, pipelines: kopf.Index[Any, Any], jobs: kopf.Index[Any, Any],
-                 pods: kopf.Index[Any, Any]) -> None:
-        self.pipelines, self.jobs, self.pods = pipelines, jobs, pods
+    def __init__(self, pipelines: kopf.Index[Any, Any], jobs: kopf.Index[Any, Any]) -> None:
+        self.pipelines, self.jobs = pipelines, jobs
 
     def world(self, ns: str, name: str) -> reconciler.World:
         found = list(self.pipelines.get((ns, name), []))
         jobs = {j["metadata"]["name"]: j for j in self.jobs.get((ns, name), [])}
-        pods = {str(j["metadata"].get("uid")): list(self.pods.get((ns, str(j["metadata"].get("uid"))), []))
-                for j in jobs.values()}
-        return reconciler.World(pipeline=found[0] if found else None, jobs=jobs, pods=pods)
+        return reconciler.World(pipeline=found[0] if found else None, jobs=jobs)
 
 
 def _post(ref: dict[str, Any], event: events.Event) -> None:
@@ -102,7 +92,7 @@ def startup(settings: kopf.OperatorSettings, memo: Any, logger: Logger, **indexe
     settings.posting.level = logging.INFO
     metrics.serve(cfg.metrics_port)
     rec = reconciler.Reconciler(cfg, client.Kube(client.api_client(), on_call=metrics.count_call))
-    world = Indexes(indexes["pipelines"], indexes["pipeline_jobs"], indexes["job_pods"]).world
+    world = Indexes(indexes["pipelines"], indexes["pipeline_jobs"]).world
     memo.forget = rec.forget
     memo.queue = queue_mod.WorkQueue(rec.reconcile, world, post=_post)
     memo.seen = {}

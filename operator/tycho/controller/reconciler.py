@@ -1,24 +1,25 @@
 """Reconciles one pipeline: take what the watches show, step the engine, apply the step.
 
-Level-triggered and idempotent: every call starts from a ``World`` — the pipeline, its
-Jobs and their Pods as the operator's watch-fed indexes hold them — and from the run's
+Level-triggered and idempotent: every call starts from a ``World`` — the pipeline and its
+Jobs as the operator's watch-fed indexes hold them — and from the run's
 summary in the store, never from what an earlier call intended, so it is safe on any
 event, any number of times, and after a crash. Reading the world costs no API call; an
-idle reconcile makes none. The API calls are the step's: create or delete Jobs, and
-write the status when it changed. Runs in a worker thread (``tycho.controller.queue``):
+idle reconcile makes none. The API calls are the step's: create or delete Jobs, read the
+pods of a Job that just finished (once), and write the status when it changed. Runs in a worker thread (``tycho.controller.queue``):
 it blocks on the store and the API server, never on the event loop.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from tycho.api import models, validation
+from tycho.api import models, problems, validation
 from tycho.controller import events, metrics, runbook, status as status_mod
 from tycho.engine import lookup, model, prepare, scheduler
 from tycho.executors import kube as kube_executor
@@ -27,7 +28,10 @@ from tycho.provenance import documents, runs, store as store_mod
 from tycho.settings import Settings
 
 log = logging.getLogger("tycho.operator")
+Checked = tuple[models.ExperimentPipeline, str, str] | problems.InvalidManifest
+"""A pipeline generation, checked: (pipeline, store URL, spec digest), or why it is invalid."""
 RETRY_SECONDS = 2.0
+CHECKED_REMEMBERED = 10000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,8 +42,6 @@ class World:
     """The object (None: gone)."""
     jobs: Mapping[str, Mapping[str, Any]]
     """Its Jobs by name (labelled with its name; ownership is checked here)."""
-    pods: Mapping[str, Sequence[Mapping[str, Any]]]
-    """Pods of those Jobs, by Job UID."""
 
 
 @dataclasses.dataclass
@@ -64,6 +66,7 @@ class Reconciler:
         self.memory = kube_executor.Memory()
         self._stores: dict[str, store_mod.Store] = {}
         self._written: dict[str, tuple[str, models.Status]] = {}  # "ns/name" -> (uid, status this process wrote)
+        self._checked: collections.OrderedDict[tuple[str, Any], Checked] = collections.OrderedDict()
         self._lock = threading.Lock()
 
     def forget(self, ns: str, name: str) -> None:
@@ -106,23 +109,21 @@ class Reconciler:
         prior = self._prior(key, body)
         now = documents.now()
         generation = body["metadata"].get("generation")
-        try:
-            pipeline = validation.check(manifest_of(body))
-            url = jobs.store_url(pipeline.spec, self.settings)
-            if problems := jobs.store_problems(url):
-                raise validation.InvalidManifest(problems)
-        except validation.InvalidManifest as bad:
-            new = status_mod.invalid(prior, bad.problems, generation, now)
+        checked = self._check(body)
+        if isinstance(checked, problems.InvalidManifest):
+            new = status_mod.invalid(prior, checked.problems, generation, now)
             self._write(key, body, prior, new)
             return Result(events.build(prior, new), ref)
+        pipeline, url, digest = checked
         store = self._store(url)
         reproduces = (body["metadata"].get("annotations") or {}).get(naming.ANNOTATION_REPRODUCES)
-        summary = self.runs.current(store, pipeline, prior, now, prepare.external_digests, reproduces=reproduces)
+        summary = self.runs.current(store, pipeline, digest, prior, now, prepare.external_digests,
+                                    reproduces=reproduces)
         uid = str(pipeline.metadata.uid)
         executor = kube_executor.KubeExecutor(
             kube=self.kube, settings=self.settings, pipeline=pipeline, store=store,
-            jobs={n: j for n, j in world.jobs.items() if naming.owned_by(j, uid)}, pods=world.pods,
-            memory=self.memory)
+            jobs={n: j for n, j in world.jobs.items() if naming.owned_by(j, uid)}, memory=self.memory, settled={s.cache_key for s in summary.stages.values()
+                                         if s.phase in documents.DONE and s.cache_key})
         plan = scheduler.step(context(pipeline, summary, store, executor, force=bool(reproduces)), model.Observed(
             stages=summary.stages, executions=executor.observe(), lookup=lookup.StoreLookup(store, executor.admit),
             now=now))
@@ -140,6 +141,29 @@ class Reconciler:
         metrics.count_transitions(prior, new)
         requeue = RETRY_SECONDS if plan.waiting_for_deletion or executor.blocked else None
         return Result(events.build(prior, new), ref, requeue)
+
+    def _check(self, body: Mapping[str, Any]) -> Checked:
+        """The validated pipeline, its store URL and spec digest; once per generation (the
+        spec of a generation never changes), not on every reconcile."""
+        meta = body["metadata"]
+        mark = (str(meta.get("uid")), meta.get("generation"))
+        with self._lock:
+            found = self._checked.get(mark)
+        if found is not None:
+            return found
+        try:
+            pipeline = validation.check(manifest_of(body))
+            url = jobs.store_url(pipeline.spec, self.settings)
+            if unreachable := jobs.store_problems(url):
+                raise problems.InvalidManifest(unreachable)
+            result: Checked = (pipeline, url, scheduler.spec_digest(pipeline.spec))
+        except problems.InvalidManifest as bad:
+            result = bad
+        with self._lock:
+            self._checked[mark] = result
+            while len(self._checked) > CHECKED_REMEMBERED:
+                self._checked.popitem(last=False)
+        return result
 
     def _write(self, key: str, body: Mapping[str, Any], prior: models.Status, new: models.Status) -> None:
         """Write the status only when it changed (``prior`` is the newest known, see ``_prior``)."""

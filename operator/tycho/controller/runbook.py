@@ -30,19 +30,19 @@ class RunBook:
             cached = self._cache.get(run_id)
         if cached is not None:
             return cached
-        if not runs.exists(store, run_id):
+        summary = runs.load_if_exists(store, run_id)
+        if summary is None:
             return None
-        summary = runs.load(store, run_id)
         with self._lock:
             self._cache[run_id] = summary
         return summary
 
-    def current(self, store: store_mod.Store, pipeline: models.ExperimentPipeline, prior: models.Status, now: str,
-                external: Callable[[models.ExperimentPipeline], dict[str, str]],
+    def current(self, store: store_mod.Store, pipeline: models.ExperimentPipeline, digest: str,
+                prior: models.Status, now: str, external: Callable[[models.ExperimentPipeline], dict[str, str]],
                 reproduces: str | None = None) -> documents.RunSummary:
-        """The summary of the run the pipeline is in, started (and stored) if it is new."""
+        """The summary of the run the pipeline is in, started (and stored) if it is new.
+        ``digest`` is ``tycho.engine.scheduler.spec_digest`` of its spec."""
         meta, spec = pipeline.metadata, pipeline.spec
-        digest = scheduler.spec_digest(spec)
         if prior.run_id and prior.spec_digest == digest:
             old = self._load(store, prior.run_id)
             if old is not None and old.runner.uid == meta.uid:

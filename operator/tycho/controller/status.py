@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import pydantic
 
-from tycho.api import models, validation
+from tycho.api import models, problems
 from tycho.provenance import documents, layout, metrics as metrics_mod
 
 DONE = documents.DONE
@@ -111,7 +111,7 @@ def build(prior: models.Status, *, stages: list[models.StageStatus], run_id: str
                          conditions=_ordered(conds), message=message)
 
 
-def invalid(prior: models.Status, problems: Sequence[validation.Problem], generation: int | None,
+def invalid(prior: models.Status, problems: Sequence[problems.Problem], generation: int | None,
             now: str) -> models.Status:
     """Status of a manifest the planner must not touch: every problem with its field path."""
     message = "; ".join(str(p) for p in problems)

@@ -1,12 +1,14 @@
 """The Kubernetes executor: each stage execution is a batch/v1 Job named by its execution id.
 
-It observes from a watch-fed snapshot (the operator's kopf indexes of Jobs and Pods), so
-observing costs no API call; only starting (create) and cancelling (delete) do. What the
-watch has not shown yet is bridged by ``Memory``: Jobs created a moment ago count as
+It observes from a watch-fed snapshot (the operator's kopf index of Jobs), so observing a
+running Job costs no API call; only starting (create) and cancelling (delete) do. What
+the watch has not shown yet is bridged by ``Memory``: Jobs created a moment ago count as
 running (the "expectations" of Kubernetes' own controllers) and Jobs just deleted as
-deleting, so a quick second reconcile neither creates nor deletes twice. A succeeded
-Job's outputs are read once from the store (``cache/<key>.json``, written by the
-wrapper in the pod) and remembered by Job UID.
+deleting, so a quick second reconcile neither creates nor deletes twice. A finished Job
+is read once — its pods (why it failed, which image digest the node ran) and, if it
+succeeded, its outputs from the store (``cache/<key>.json``, written by the wrapper in
+the pod) — and remembered by Job UID. Pods are not watched: they change far more often
+than Jobs, and only a finished Job's pods matter.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ from __future__ import annotations
 import collections
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from tycho.api import models
 from tycho.engine import model
-from tycho.kube import client, jobs, naming, observe
+from tycho.kube import client, jobs, naming, observe as job_watch
 from tycho.planning import cachekey
 from tycho.provenance import cache, documents, store as store_mod
 from tycho.settings import Settings
@@ -28,30 +30,40 @@ EXPECTATION_SECONDS = 120.0
 RESULTS_REMEMBERED = 20000
 
 
+@dataclasses.dataclass(frozen=True)
+class Finished:
+    """What a finished Job left: read once, remembered by its UID."""
+
+    message: str = ""
+    image: documents.ImageRef | None = None
+    result: documents.CacheEntry | None = None
+
+
 @dataclasses.dataclass
 class Memory:
     """What one operator process knows beyond its watches (kept across reconciles)."""
 
     created: dict[tuple[str, str], tuple[float, dict[str, Any]]] = dataclasses.field(default_factory=dict)
     deleted: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict)
-    results: collections.OrderedDict[str, documents.CacheEntry] = dataclasses.field(
-        default_factory=collections.OrderedDict)
+    finished: collections.OrderedDict[str, Finished] = dataclasses.field(default_factory=collections.OrderedDict)
 
-    def remember(self, uid: str, entry: documents.CacheEntry) -> None:
-        self.results[uid] = entry
-        while len(self.results) > RESULTS_REMEMBERED:
-            self.results.popitem(last=False)
+    def remember(self, uid: str, done: Finished) -> None:
+        self.finished[uid] = done
+        while len(self.finished) > RESULTS_REMEMBERED:
+            self.finished.popitem(last=False)
 
 
 class KubeExecutor:
     kind = "kubernetes"
 
     def __init__(self, *, kube: client.Kube, settings: Settings, pipeline: models.ExperimentPipeline,
-                 store: store_mod.Store, jobs: Mapping[str, Mapping[str, Any]],
-                 pods: Mapping[str, Sequence[Mapping[str, Any]]], memory: Memory) -> None:
-        """``jobs``: the pipeline's Jobs by name (owned by it); ``pods``: pods by Job UID."""
+                 store: store_mod.Store, jobs: Mapping[str, Mapping[str, Any]], memory: Memory,
+                 settled: Collection[str] = ()) -> None:
+        """``jobs``: the pipeline's Jobs by name (owned by it); ``settled``: cache keys whose
+        results the run holds already (their Jobs are not read again, e.g. by an operator
+        that just restarted)."""
         self.kube, self.settings, self.pipeline, self.store = kube, settings, pipeline, store
-        self.jobs, self.pods, self.memory = jobs, pods, memory
+        self.jobs, self.memory, self.settled = jobs, memory, set(settled)
         self.ns = pipeline.metadata.namespace or ""
         self.created_jobs = 0
         self.blocked = False
@@ -91,26 +103,34 @@ class KubeExecutor:
     def _execution(self, job: Mapping[str, Any]) -> model.Execution:
         meta = job.get("metadata", {})
         labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
-        uid = str(meta.get("uid", ""))
-        state = observe.job_state(job)
-        pods = self.pods.get(uid, []) if uid else []
+        state = job_watch.job_state(job)
         key = str(annotations.get(naming.ANNOTATION_KEY, ""))
-        result: documents.CacheEntry | None = None
-        if state.phase == "Succeeded":
-            result = self.memory.results.get(uid) or cache.read(self.store, key)
-            if result is not None and uid:
-                self.memory.remember(uid, result)
-        container = (job.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}])[0]
-        image_id = observe.image_digest(pods)
-        digest = image_id.rsplit("sha256:", 1)[1] if image_id and "sha256:" in image_id else None
-        image = documents.ImageRef(reference=str(container.get("image", "")), digest=digest,
-                              resolved_by="kubelet") if digest else None
+        done = Finished()
+        if state.phase != "Running" and key not in self.settled:
+            done = self._finished(job, state, key)
         return model.Execution(
             id=str(meta.get("name")), stage=str(labels.get(naming.LABEL_STAGE, "")), cache_key=key,
-            run_id=observe.run_of(job), phase=state.phase, deleting=observe.is_deleting(job),
+            run_id=job_watch.run_of(job), phase=state.phase, deleting=job_watch.is_deleting(job),
             attempts=state.attempts, started_at=state.started, finished_at=state.finished,
-            message=observe.failure_message(state, pods) if state.phase == "Failed" else "",
-            result=result, image=image)
+            message=done.message, result=done.result, image=done.image)
+
+    def _finished(self, job: Mapping[str, Any], state: job_watch.JobState, key: str) -> Finished:
+        """Read what a finished Job left (its pods, and its outputs if it succeeded), once."""
+        uid = str(job.get("metadata", {}).get("uid", ""))
+        if uid in self.memory.finished:
+            return self.memory.finished[uid]
+        pods = self.kube.job_pods(self.ns, uid) if uid else []
+        container = (job.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}])[0]
+        image_id = job_watch.image_digest(pods)
+        digest = image_id.rsplit("sha256:", 1)[1] if image_id and "sha256:" in image_id else None
+        done = Finished(
+            message=job_watch.failure_message(state, pods) if state.phase == "Failed" else "",
+            image=documents.ImageRef(reference=str(container.get("image", "")), digest=digest,
+                                     resolved_by="kubelet") if digest else None,
+            result=cache.read(self.store, key) if state.phase == "Succeeded" else None)
+        if uid and (state.phase == "Failed" or done.result is not None):
+            self.memory.remember(uid, done)
+        return done
 
     # ---- acting ----------------------------------------------------------------------------
     def start(self, start: model.Start) -> None:
@@ -119,7 +139,7 @@ class KubeExecutor:
         if created:
             self.created_jobs += 1
         elif body is None or not naming.owned_by(body, self.pipeline.metadata.uid or "") \
-                or observe.is_deleting(body):
+                or job_watch.is_deleting(body):
             self.blocked = True
             return
         self.memory.created[(self.ns, start.execution)] = (time.monotonic(), body or manifest)
@@ -134,5 +154,6 @@ class KubeExecutor:
     def logs(self, execution: str) -> str:
         job = self.jobs.get(execution)
         uid = str((job or {}).get("metadata", {}).get("uid", ""))
-        pods = sorted(self.pods.get(uid, []), key=lambda p: str(p.get("metadata", {}).get("creationTimestamp")))
+        pods = sorted(self.kube.job_pods(self.ns, uid) if uid else [],
+                      key=lambda p: str(p.get("metadata", {}).get("creationTimestamp")))
         return self.kube.pod_log(self.ns, str(pods[-1]["metadata"]["name"])) if pods else ""

@@ -9,11 +9,13 @@ run with the container executor to share a cache with a cluster.
 
 Cancelling sends SIGTERM to the wrapper's process group; the wrapper stops the user's
 process group (SIGTERM, grace, SIGKILL) and publishes nothing. A wrapper that does not
-exit within its grace period plus ``KILL_MARGIN`` is killed.
+exit within its grace period plus ``KILL_MARGIN`` is killed. A wrapper whose runner died
+(even by SIGKILL) gets SIGTERM from the kernel and stops the same way.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import platform
@@ -32,6 +34,7 @@ from tycho.provenance import documents
 from tycho.stage import imports, invocation, wrapper
 
 KILL_MARGIN = 5.0
+PR_SET_PDEATHSIG = 1
 TAIL_LINES = 20
 
 
@@ -94,7 +97,8 @@ class ProcessExecutor:
         popen = subprocess.Popen(
             [sys.executable, "-m", "tycho", "stage-exec", "--invocation", str(inv_path), "--result", str(result)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-            errors="replace", start_new_session=True, env={**os.environ, **self.extra_env})
+            errors="replace", start_new_session=True, env={**os.environ, **self.extra_env},
+            preexec_fn=_stop_with_parent)
         proc = _Process(start, popen, result, log)
         with self._lock:
             self._procs[start.execution] = proc
@@ -199,6 +203,16 @@ class ProcessExecutor:
                 proc.popen.wait(timeout=wrapper.GRACE_SECONDS + 2 * KILL_MARGIN)
             except subprocess.TimeoutExpired:
                 _signal_group(proc.popen, signal.SIGKILL)
+
+
+def _stop_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the runner dies, even by SIGKILL (Linux
+    PR_SET_PDEATHSIG), so a killed ``tycho run`` leaves no stage running."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: the runner's own SIGTERM handling still stops its stages
 
 
 def _signal_group(popen: subprocess.Popen[str], sig: int) -> None:

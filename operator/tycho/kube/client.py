@@ -23,6 +23,7 @@ PIPELINES = f"/apis/{models.GROUP}/{models.VERSION}/namespaces/{{ns}}/{models.PL
 JOBS = "/apis/batch/v1/namespaces/{ns}/jobs"
 PODS = "/api/v1/namespaces/{ns}/pods"
 TIMEOUT = 30
+JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
 
 
 class ApiError(Exception):
@@ -120,6 +121,12 @@ class Kube:
                 raise
 
     # ---- pods -------------------------------------------------------------------------
+    def job_pods(self, ns: str, job_uid: str) -> list[dict[str, Any]]:
+        """The pods of one Job (read once per finished Job: why it failed, what image it ran)."""
+        doc = self._call("GET", PODS.format(ns=ns), query=[("labelSelector", f"{JOB_UID_LABEL}={job_uid}")])
+        items: list[dict[str, Any]] = doc.get("items", [])
+        return items
+
     def pod_log(self, ns: str, pod: str, tail_lines: int = 200) -> str:
         """The last lines a pod's stage container printed."""
         m, url, h, b, _ = self.api.param_serialize(

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tycho.api import models, validation
+from tycho.api import models, problems
 from tycho.engine import model
 from tycho.kube import naming, podspec
 from tycho.planning import cachekey
@@ -38,10 +38,10 @@ def store_url(spec: models.Spec, settings: Settings) -> str:
     return layout.resolve_url(spec.storage.url).rstrip("/")
 
 
-def store_problems(url: str) -> list[validation.Problem]:
+def store_problems(url: str) -> list[problems.Problem]:
     """A store stage pods cannot reach makes the pipeline invalid on a cluster (not half-run)."""
     if url.startswith("file://"):
-        return [validation.Problem("spec.storage.url", f"{url} is a local directory; stage pods cannot reach it",
+        return [problems.Problem("spec.storage.url", f"{url} is a local directory; stage pods cannot reach it",
                                    "use an object store URL (s3://BUCKET/PREFIX, gs://...) or have the operator's "
                                    "TYCHO_DEFAULT_STORE replace the local default")]
     return []

@@ -15,11 +15,9 @@ from tycho.provenance import documents, layout, store as store_mod, tree
 
 
 def read(store: store_mod.Store, key: str) -> documents.CacheEntry | None:
-    rel = layout.cache_rel(key)
-    if not store.exists(rel):
-        return None
     try:
-        return documents.CacheEntry.model_validate(store.read_json(rel))
+        doc = store.read_json_if_exists(layout.cache_rel(key))
+        return None if doc is None else documents.CacheEntry.model_validate(doc)
     except (ValueError, pydantic.ValidationError):
         return None  # an unreadable entry is no entry: the stage runs and writes a good one
 

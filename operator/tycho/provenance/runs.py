@@ -38,17 +38,21 @@ def save(store: store_mod.Store, summary: documents.RunSummary, *, indexed: bool
             store.write_json(marker, {"runId": summary.run_id})
 
 
-def exists(store: store_mod.Store, run_id: str) -> bool:
-    return store.exists(layout.summary_rel(run_id))
-
-
 def load(store: store_mod.Store, run_id: str) -> documents.RunSummary:
     """A summary by run id; a run whose process died shows as ``Lost``."""
-    rel = layout.summary_rel(run_id)
-    if not store.exists(rel):
+    summary = load_if_exists(store, run_id)
+    if summary is None:
         raise LookupError(f"no run {run_id!r} in {store.url} (list runs with `tycho runs`)")
+    return summary
+
+
+def load_if_exists(store: store_mod.Store, run_id: str) -> documents.RunSummary | None:
+    rel = layout.summary_rel(run_id)
     try:
-        summary = documents.RunSummary.model_validate(store.read_json(rel))
+        doc = store.read_json_if_exists(rel)
+        if doc is None:
+            return None
+        summary = documents.RunSummary.model_validate(doc)
     except (ValueError, pydantic.ValidationError) as err:
         raise LookupError(f"run summary {store.uri(rel)} is unreadable: {str(err).splitlines()[0]}") from None
     return liveness(summary)

@@ -157,6 +157,13 @@ class Store:
         else:
             self.fs.pipe_file(path, data)
 
+    def read_json_if_exists(self, rel: str) -> Any | None:
+        """A document, or None when it does not exist: one request, not an existence check first."""
+        try:
+            return self.read_json(rel)
+        except FileNotFoundError:
+            return None
+
     def read_json(self, rel: str) -> Any:
         with self.fs.open(self._path(rel), "rb") as f:
             return json.loads(f.read())

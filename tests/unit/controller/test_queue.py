@@ -37,7 +37,7 @@ class _Rec:
 
 def _queue(rec: _Rec, posted: list[Any]) -> workqueue.WorkQueue:
     def world(ns: str, name: str) -> reconciler.World:
-        return reconciler.World(pipeline={"metadata": {"name": name, "namespace": ns}}, jobs={}, pods={})
+        return reconciler.World(pipeline={"metadata": {"name": name, "namespace": ns}}, jobs={})
 
     return workqueue.WorkQueue(rec.reconcile, world, post=lambda ref, ev: posted.append(ev.message))
 

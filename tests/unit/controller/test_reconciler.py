@@ -39,6 +39,10 @@ class FakeKube:
         self.jobs[name] = fk.finish(manifest, "Running")
         return self.jobs[name], True
 
+    def job_pods(self, ns: str, uid: str) -> list[dict[str, Any]]:
+        self.calls["pods"] += 1
+        return []
+
     def delete_job(self, ns: str, name: str) -> None:
         self.calls["delete"] += 1
         self.deleted.append(name)
@@ -47,8 +51,8 @@ class FakeKube:
     def world(self, *, lagging: bool = False) -> reconciler.World:
         """What the watches show (``lagging``: they have not caught up with the writes)."""
         if lagging:
-            return reconciler.World(pipeline=copy.deepcopy(self.body), jobs={}, pods={})
-        return reconciler.World(pipeline=copy.deepcopy(self.body), jobs=copy.deepcopy(self.jobs), pods={})
+            return reconciler.World(pipeline=copy.deepcopy(self.body), jobs={})
+        return reconciler.World(pipeline=copy.deepcopy(self.body), jobs=copy.deepcopy(self.jobs))
 
 
 @pytest.fixture
@@ -199,7 +203,7 @@ def test_a_deleted_pipeline_is_left_to_the_garbage_collector(setup: Any) -> None
     kube, rec, _ = setup
     kube.body["metadata"]["deletionTimestamp"] = "2025-01-01T00:00:00Z"
     assert rec.reconcile(kube.world()).ref is None and kube.jobs == {}
-    assert rec.reconcile(reconciler.World(pipeline=None, jobs={}, pods={})).ref is None
+    assert rec.reconcile(reconciler.World(pipeline=None, jobs={})).ref is None
 
 
 def test_summaries_name_store_content_relative_to_the_store(setup: Any) -> None:

@@ -17,10 +17,18 @@ KEY = "ab" * 32
 
 
 class Api:
-    def __init__(self) -> None:
+    """The API server's answers (only what the executor asks: it reads Jobs from the watch)."""
+
+    def __init__(self, pods: dict[str, Any] | None = None) -> None:
         self.created: list[str] = []
         self.deleted: list[str] = []
         self.existing: dict[str, dict[str, Any]] = {}
+        self.pods = pods or {}
+        self.pod_reads = 0
+
+    def job_pods(self, ns: str, uid: str) -> list[dict[str, Any]]:
+        self.pod_reads += 1
+        return list(self.pods.get(uid, []))
 
     def create_job(self, manifest: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
         name = manifest["metadata"]["name"]
@@ -35,8 +43,9 @@ class Api:
 
 def _executor(tmp_path: Path, jobs_: dict[str, Any] | None = None, pods: dict[str, Any] | None = None,
               memory: kube_executor.Memory | None = None, api: Api | None = None) -> kube_executor.KubeExecutor:
-    return kube_executor.KubeExecutor(kube=api or Api(), settings=Settings(), pipeline=fk.toy(),  # type: ignore[arg-type]
-                                      store=store_mod.Store(f"file://{tmp_path}"), jobs=jobs_ or {}, pods=pods or {},
+    api = api or Api(pods)
+    return kube_executor.KubeExecutor(kube=api, settings=Settings(), pipeline=fk.toy(),  # type: ignore[arg-type]
+                                      store=store_mod.Store(f"file://{tmp_path}"), jobs=jobs_ or {},
                                       memory=memory or kube_executor.Memory())
 
 
@@ -57,11 +66,12 @@ def test_a_succeeded_job_brings_what_its_wrapper_recorded_and_the_image_the_node
     cache.write(store, documents.CacheEntry(key=KEY, record="records/r/generate.json", outputs={"numbers": "1" * 64}))
     pod = {"metadata": {"name": "p", "creationTimestamp": "t"},
            "status": {"phase": "Succeeded", "containerStatuses": [{"name": "stage", "imageID": "reg/x@sha256:" + "e" * 64}]}}
-    memory = kube_executor.Memory()
-    (ex,) = _executor(tmp_path, {job["metadata"]["name"]: job}, {job["metadata"]["uid"]: [pod]}, memory).observe().values()
+    memory, api = kube_executor.Memory(), Api({job["metadata"]["uid"]: [pod]})
+    for _ in range(3):
+        (ex,) = _executor(tmp_path, {job["metadata"]["name"]: job}, memory=memory, api=api).observe().values()
     assert ex.phase == "Succeeded" and ex.result is not None and ex.result.outputs == {"numbers": "1" * 64}
     assert ex.image is not None and ex.image.digest == "e" * 64 and ex.image.resolved_by == "kubelet"
-    assert memory.results[job["metadata"]["uid"]] == ex.result  # read from the store once
+    assert api.pod_reads == 1  # a finished Job is read once
 
 
 def test_a_failed_job_explains_itself_from_its_pod(tmp_path: Path) -> None:
@@ -113,3 +123,17 @@ def test_the_image_identity_is_the_pinned_digest_when_there_is_one(tmp_path: Pat
     assert ref.digest == "d" * 64 and part == {"digest": "d" * 64}
     _, tagged = _executor(tmp_path).image(fk.toy().spec.stages[0])
     assert tagged == {"reference": fk.toy().spec.stages[0].image}
+
+
+def test_results_the_run_already_holds_are_not_read_again(tmp_path: Path, monkeypatch: Any) -> None:
+    job = _job("Succeeded")
+    reads: list[str] = []
+    monkeypatch.setattr(cache, "read", lambda store, key: reads.append(key))
+    _executor(tmp_path, {job["metadata"]["name"]: job}).observe()
+    assert reads == [KEY]
+    api = Api()
+    settled = kube_executor.KubeExecutor(
+        kube=api, settings=Settings(), pipeline=fk.toy(), store=store_mod.Store(f"file://{tmp_path}"),  # type: ignore[arg-type]
+        jobs={job["metadata"]["name"]: job}, memory=kube_executor.Memory(), settled={KEY})
+    (ex,) = settled.observe().values()
+    assert ex.phase == "Succeeded" and reads == [KEY] and api.pod_reads == 0  # nothing read again

@@ -1,0 +1,94 @@
+"""The ``tycho`` command as a user types it: exit codes, output, --json, fast start."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .conftest import Workspace
+
+
+def tycho(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tycho", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_run_then_runs_lists_the_run_with_its_headline_metric(ws: Workspace) -> None:
+    first = tycho("run", "toy.yaml", "--store", ws.store_url, "--json", cwd=ws.root)
+    assert first.returncode == 0, first.stderr
+    run_id = json.loads(first.stdout)["runId"]
+    listed = tycho("runs", "--store", ws.store_url, "--json", cwd=ws.root)
+    assert listed.returncode == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)["runs"]
+    assert row["runId"] == run_id and row["phase"] == "Succeeded" and row["headline"] == {"total": 20.0}
+    table = tycho("runs", "--store", ws.store_url, cwd=ws.root)
+    assert run_id in table.stdout and "total=20" in table.stdout
+
+
+def test_sigterm_cancels_the_run_stops_its_stages_and_the_next_run_resumes(ws: Workspace) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "tycho", "run", "toy.yaml", "--store", ws.store_url, "--json",
+                             "--set", "total.pause=60"], cwd=ws.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    _wait_for_stage(ws.root)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    summary = json.loads(out)
+    assert summary["phase"] == "Cancelled"
+    assert {n: s["phase"] for n, s in summary["stages"].items()} == {
+        "generate": "Succeeded", "total": "Cancelled", "report": "Skipped"}
+    assert not _stage_pids(ws.root), "the stage's process outlived the run"
+    listed = json.loads(tycho("runs", "--store", ws.store_url, "--json", cwd=ws.root).stdout)["runs"]
+    assert listed[-1]["phase"] == "Cancelled"
+    again = json.loads(tycho("run", "toy.yaml", "--store", ws.store_url, "--json", cwd=ws.root).stdout)
+    assert {n: s["phase"] for n, s in again["stages"].items()} == {
+        "generate": "Cached", "total": "Succeeded", "report": "Succeeded"}
+
+
+def test_a_run_whose_process_was_killed_shows_as_lost_not_running(ws: Workspace) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "tycho", "run", "toy.yaml", "--store", ws.store_url,
+                             "--set", "total.pause=60"], cwd=ws.root, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _wait_for_stage(ws.root)
+    proc.kill()
+    proc.wait()
+    listed = json.loads(tycho("runs", "--store", ws.store_url, "--json", cwd=ws.root).stdout)["runs"]
+    assert listed[-1]["phase"] == "Lost" and "is gone" in listed[-1]["message"]
+    deadline = time.monotonic() + 15
+    while _stage_pids(ws.root) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _stage_pids(ws.root), "the stage outlived its SIGKILLed runner"
+
+
+def test_invalid_input_exits_2_and_names_the_field(ws: Workspace) -> None:
+    ws.manifest.write_text(ws.manifest.read_text().replace("from: generate/numbers", "from: nope/numbers"))
+    out = tycho("validate", "toy.yaml", cwd=ws.root)
+    assert out.returncode == 2 and "spec.stages[1].inputs[0].from: unknown stage 'nope'" in out.stderr
+
+
+def _stage_pids(root: Path) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                cwd = os.readlink(entry / "cwd")
+            except OSError:
+                continue
+            if "total.py" in cmd and cwd.startswith(str(root)):
+                pids.append(int(entry.name))
+    return pids
+
+
+def _wait_for_stage(root: Path) -> None:
+    """Until the toy's total stage (paused) runs under ``root``."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _stage_pids(root):
+        time.sleep(0.2)
+    assert _stage_pids(root), "the total stage never started"
