@@ -186,6 +186,54 @@ class Cache(Model):
     """Salt in the cache key: change it to force a re-run without changing anything else."""
 
 
+class SweepParameter(Model):
+    """One swept param: a list of values, or a numeric range."""
+
+    values: list[Scalar] | None = None
+    """The values to choose from (grid needs these)."""
+    low: float | None = None
+    """Lower end of a numeric range (inclusive)."""
+    high: float | None = None
+    """Upper end of a numeric range (inclusive)."""
+    type: Literal["int", "float"] = "float"
+    """Numeric type of a range."""
+    log: bool = False
+    """Sample the range on a log scale (low must be > 0)."""
+
+
+class Objective(Model):
+    metric: str
+    """The metric a trial reports (its last value is the trial's objective)."""
+    goal: Literal["maximize", "minimize"] = "maximize"
+
+
+class EarlyStopping(Model):
+    rule: Literal["median"] = "median"
+    """median: stop a trial whose best intermediate value so far is worse than the median of earlier batches' trials at the same step."""
+    min_steps: int = pydantic.Field(default=5, ge=0)
+    """Steps a trial always runs before the rule applies."""
+
+
+class Sweep(Model):
+    """Run the stage as trials, each a stage execution of its own (own params, cache key,
+    record, outputs), and expose the best trial's outputs as the stage's outputs."""
+
+    parameters: dict[str, SweepParameter]
+    """Swept params by name; a trial's params are the stage's params with these replaced."""
+    algorithm: Literal["grid", "random", "tpe"] = "tpe"
+    """How trials are suggested (Optuna's samplers, seeded)."""
+    trials: int = pydantic.Field(ge=1, le=1000)
+    """How many trials; raising it runs only the new ones."""
+    parallelism: int = pydantic.Field(default=1, ge=1, le=64)
+    """Trials at once; also the batch size: batch k is suggested from the results of batches before k only, so the search is the same whatever order trials finish in."""
+    seed: int = 0
+    """Seed of the sampler."""
+    objective: Objective
+    """What the best trial maximises or minimises (ties: the lower trial index)."""
+    early_stopping: EarlyStopping | None = None
+    """Stop unpromising trials early, on intermediate values the stage reports with ``step``."""
+
+
 OutputType = Literal["file", "directory"]
 
 
@@ -236,6 +284,8 @@ class Stage(Model):
     """Wall-clock limit of one attempt."""
     cache: Cache = Cache()
     """Caching of this stage's outputs."""
+    sweep: Sweep | None = None
+    """Run this stage as a hyperparameter sweep of trials."""
     service_account_name: str | None = pydantic.Field(default=None, json_schema_extra=crd(pattern=DNS_SUBDOMAIN))
     """ServiceAccount of the stage's pod (cluster runs; default: the operator's stage account). Its token is not mounted."""
 

@@ -116,6 +116,7 @@ def _check_stage_fields(spec: models.Spec) -> Iterable[Problem]:
         if not stage.command:
             yield Problem(f"{base}.command", "command is empty", "give the command to run, e.g. [python, train.py]")
         yield from _check_resources(stage.resources, f"{base}.resources")
+        yield from _check_sweep(stage, base)
         if stage.resources.gpu is not None and stage.resources.gpu.count < 1:
             yield Problem(f"{base}.resources.gpu.count", "must be at least 1", "remove gpu or set count >= 1")
         for j, env in enumerate(stage.env):
@@ -180,6 +181,49 @@ def _check_resources(res: models.Resources, base: str) -> Iterable[Problem]:
         if r is not None and lim is not None and r > lim:
             yield Problem(f"{base}.requests.{field}", f"request {request} is above the limit {limit}",
                           "lower the request or raise the limit")
+
+
+def _check_sweep(stage: models.Stage, base: str) -> Iterable[Problem]:
+    sweep = stage.sweep
+    if sweep is None:
+        return
+    path = f"{base}.sweep"
+    if not sweep.parameters:
+        yield Problem(f"{path}.parameters", "no parameters to sweep", "name at least one param with values or low/high")
+    for name, p in sweep.parameters.items():
+        where = f"{path}.parameters.{name}"
+        ranged = p.low is not None or p.high is not None
+        if (p.values is None) == (not ranged):
+            yield Problem(where, "needs either values or low and high", "give values: [...] or low: and high:")
+            continue
+        if p.values is not None and not p.values:
+            yield Problem(f"{where}.values", "is empty", "list at least one value")
+        if ranged:
+            if p.low is None or p.high is None:
+                yield Problem(where, "a range needs both low and high", "give both")
+            elif p.low >= p.high:
+                yield Problem(where, f"low {p.low:g} is not below high {p.high:g}", "make low < high")
+            elif p.log and p.low <= 0:
+                yield Problem(f"{where}.low", "a log range needs low > 0", "raise low above 0 or set log: false")
+            elif p.type == "int" and (p.low != int(p.low) or p.high != int(p.high)):
+                yield Problem(where, "an int range needs whole-number bounds", "use whole numbers or type: float")
+        current = stage.params.get(name)
+        if current is not None and p.values is not None and any(not _same_type(current, v) for v in p.values):
+            yield Problem(f"{where}.values", f"values are not all {type(current).__name__}, the type of "
+                          f"params.{name}", f"give {type(current).__name__} values")
+    if sweep.algorithm == "grid":
+        if any(p.values is None for p in sweep.parameters.values()):
+            yield Problem(f"{path}.algorithm", "grid search needs values for every parameter",
+                          "give values lists, or use algorithm: random or tpe for ranges")
+        else:
+            size = 1
+            for p in sweep.parameters.values():
+                size *= len(p.values or [])
+            if sweep.trials > size:
+                yield Problem(f"{path}.trials", f"{sweep.trials} trials but the grid has {size} points",
+                              f"set trials <= {size}")
+    if not sweep.objective.metric.strip():
+        yield Problem(f"{path}.objective.metric", "is empty", "name the metric the stage reports, e.g. val_accuracy")
 
 
 def _check_graph(spec: models.Spec) -> Iterable[Problem]:

@@ -31,6 +31,8 @@ class Execution(pydantic.BaseModel):
     cache_key: str
     run_id: str
     """The run that started it (another run's execution of the same key may be adopted)."""
+    trial: int | None = None
+    """The sweep trial it is (a failed trial does not stop the run)."""
     phase: ExecutionPhase
     deleting: bool = False
     """Being removed (a Job with a deletionTimestamp): neither followed nor replaced yet."""

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from typing import Any
 
 from tycho.api import dag, models
-from tycho.engine import model
+from tycho.engine import model, sweep
 from tycho.planning import cachekey
 from tycho.provenance import documents
 from tycho.stage import invocation
@@ -72,7 +73,7 @@ def run_phase(stages: Mapping[str, documents.StageResult], cancel: bool) -> docu
     return "Running"
 
 
-class _Step:
+class Pass:
     """One pass over the stages; the state of the pass in one place."""
 
     def __init__(self, ctx: model.Context, obs: model.Observed) -> None:
@@ -84,7 +85,7 @@ class _Step:
         self.producers: dict[str, str] = {}
         self.plan = model.Plan(stages={}, phase="Running")
         self.claimed: set[str] = set()
-        mine = [e for e in obs.executions.values() if e.run_id == ctx.run_id and not e.deleting]
+        mine = [e for e in obs.executions.values() if e.run_id == ctx.run_id and not e.deleting and e.trial is None]
         self.slots = self.spec.max_parallel - sum(e.phase == "Running" for e in obs.executions.values()
                                                   if not e.deleting)
         self.failed = (any(s.phase == "Failed" for s in obs.stages.values())
@@ -111,29 +112,44 @@ class _Step:
                 return prior
             return documents.StageResult(name=stage.name, message=_waits_for(stage, self.outputs))
         parts = cachekey.components(stage, self.ctx.image_parts[stage.name], self.ctx.code.digest, digests)
+        if stage.sweep is not None:
+            parts["sweep"] = stage.sweep.model_dump(mode="json", by_alias=True)
         key = cachekey.key(parts)
         if prior.cache_key == key and prior.phase in (*documents.DONE, "Failed", "Cancelled"):
             return prior.model_copy(update={"key_components": parts})
+        if stage.sweep is not None:
+            return sweep.step(self, stage, prior, digests, key, parts)
+        result, _ = self.unit(stage, key, parts, digests, prior)
+        return result
+
+    def unit(self, stage: models.Stage, key: str, parts: dict[str, Any], digests: dict[str, str],
+             prior: documents.StageResult, *, trial: int | None = None, objective: str | None = None,
+             rule: invocation.StopRule | None = None, room: bool = True,
+             ) -> tuple[documents.StageResult, documents.CacheEntry | None]:
+        """One execution unit — a stage, or a trial of a sweep — whose inputs are known:
+        follow its execution, use a verified cache entry, or start it. Returns its result
+        and the cache entry (hit or produced) its outputs came from. ``room``: the sweep
+        has room for one more running trial."""
         base = documents.StageResult(name=stage.name, cache_key=key, key_components=parts, attempts=prior.attempts,
-                                started_at=prior.started_at, image=self.ctx.images.get(stage.name))
+                                     started_at=prior.started_at, image=self.ctx.images.get(stage.name))
         exec_id = execution_id(self.ctx.pipeline.metadata.name, stage.name, key)
         execution = self.obs.executions.get(exec_id)
         if execution is not None and not (self.ctx.force and execution.run_id != self.ctx.run_id):
             self.claimed.add(exec_id)
             if not execution.deleting:
-                return self.follow(base, execution, prior)
+                return self.follow(base, execution, prior), execution.result
             if execution.phase == "Running":
-                return base.model_copy(update={"phase": "Running", "execution": exec_id,
-                                               "message": "stopping"})
+                return base.model_copy(update={"phase": "Running", "execution": exec_id, "message": "stopping"}), None
         if self.obs.cancel:
-            return base.model_copy(update={"phase": "Skipped", "message": "not started: the run was cancelled"})
+            return base.model_copy(update={"phase": "Skipped", "message": "not started: the run was cancelled"}), None
         if self.spec.suspend:
             phase: documents.StagePhase = "Suspended" if prior.phase in ("Running", "Suspended") else "Pending"
-            return base.model_copy(update={"phase": phase, "message": "pipeline suspended"})
+            return base.model_copy(update={"phase": phase, "message": "pipeline suspended"}), None
         if self.failed:
-            return base.model_copy(update={"message": "not started: a stage of this run failed"})
-        if self.slots <= 0:
-            return base.model_copy(update={"message": f"waits for a free slot (maxParallel={self.spec.max_parallel})"})
+            return base.model_copy(update={"message": "not started: a stage of this run failed"}), None
+        if self.slots <= 0 or not room:
+            limit = f"maxParallel={self.spec.max_parallel}" if self.slots <= 0 else "the sweep's parallelism"
+            return base.model_copy(update={"message": f"waits for a free slot ({limit})"}), None
         reason = self._cache_reason(stage)
         if reason is None:
             entry = self.obs.lookup(key)
@@ -141,17 +157,17 @@ class _Step:
                 return base.model_copy(update={
                     "phase": "Cached", "cache_hit": True, "outputs": dict(entry.outputs), "record": entry.record,
                     "metrics": dict(entry.metrics), "started_at": prior.started_at or self.obs.now,
-                    "finished_at": self.obs.now, "message": "outputs recorded and verified"})
+                    "finished_at": self.obs.now, "message": "outputs recorded and verified"}), entry
             reason = "no verified outputs recorded for this key"
         if execution is not None:  # being deleted: start again once it is gone
             self.plan.waiting_for_deletion = True
-            return base.model_copy(update={"message": f"waits until the previous execution {exec_id} is removed"})
-        self.plan.start.append(model.Start(execution=exec_id, stage=stage,
-                                           invocation=self._invocation(stage, key, digests)))
+            return base.model_copy(update={"message": f"waits until the previous execution {exec_id} is removed"}), None
+        self.plan.start.append(model.Start(execution=exec_id, stage=stage, invocation=self._invocation(
+            stage, key, digests, trial=trial, objective=objective, rule=rule)))
         self.claimed.add(exec_id)
         self.slots -= 1
         return base.model_copy(update={"phase": "Running", "execution": exec_id, "attempts": 1, "cache_hit": False,
-                                       "started_at": self.obs.now, "finished_at": None, "message": reason})
+                                       "started_at": self.obs.now, "finished_at": None, "message": reason}), None
 
     def follow(self, base: documents.StageResult, ex: model.Execution, prior: documents.StageResult) -> documents.StageResult:
         """The result of a stage whose execution exists."""
@@ -193,7 +209,8 @@ class _Step:
             return "cache disabled for this stage"
         return None
 
-    def _invocation(self, stage: models.Stage, key: str, digests: dict[str, str]) -> invocation.Invocation:
+    def _invocation(self, stage: models.Stage, key: str, digests: dict[str, str], *, trial: int | None = None,
+                    objective: str | None = None, rule: invocation.StopRule | None = None) -> invocation.Invocation:
         meta = self.ctx.pipeline.metadata
         types: dict[str, models.OutputType] = {}
         for inp in stage.inputs:
@@ -206,7 +223,8 @@ class _Step:
                                    "generation": meta.generation or 1},
             run_id=self.ctx.run_id, store_url=self.ctx.store, image=self.ctx.images[stage.name], code=self.ctx.code,
             workdir=self.ctx.workdir, cache_key=key, input_digests=digests,
-            producers={n: r for n, r in self.producers.items() if r}, input_types=types, executor=self.ctx.executor)
+            producers={n: r for n, r in self.producers.items() if r}, input_types=types, executor=self.ctx.executor,
+            trial=trial, stop_rule=rule, objective=objective)
 
     def _settle(self) -> None:
         """Once nothing runs after a failure or a cancel, what never started is Skipped."""
@@ -222,7 +240,7 @@ class _Step:
 
 def step(ctx: model.Context, obs: model.Observed) -> model.Plan:
     """The stage results now and the actions to take; see the module docstring."""
-    return _Step(ctx, obs).run()
+    return Pass(ctx, obs).run()
 
 
 def spec_digest(spec: models.Spec) -> str:

@@ -110,7 +110,7 @@ class KubeExecutor:
             done = self._finished(job, state, key)
         return model.Execution(
             id=str(meta.get("name")), stage=str(labels.get(naming.LABEL_STAGE, "")), cache_key=key,
-            run_id=job_watch.run_of(job), phase=state.phase, deleting=job_watch.is_deleting(job),
+            run_id=job_watch.run_of(job), trial=_trial(annotations), phase=state.phase, deleting=job_watch.is_deleting(job),
             attempts=state.attempts, started_at=state.started, finished_at=state.finished,
             message=done.message, result=done.result, image=done.image)
 
@@ -157,3 +157,8 @@ class KubeExecutor:
         pods = sorted(self.kube.job_pods(self.ns, uid) if uid else [],
                       key=lambda p: str(p.get("metadata", {}).get("creationTimestamp")))
         return self.kube.pod_log(self.ns, str(pods[-1]["metadata"]["name"])) if pods else ""
+
+
+def _trial(annotations: Mapping[str, Any]) -> int | None:
+    raw = annotations.get(naming.ANNOTATION_TRIAL)
+    return int(raw) if raw is not None and str(raw).isdigit() else None

@@ -128,8 +128,8 @@ class ProcessExecutor:
     def _finished(self, proc: _Process, code: int) -> model.Execution:
         inv = proc.start.invocation
         base = model.Execution(id=proc.start.execution, stage=inv.stage, cache_key=inv.cache_key, run_id=inv.run_id,
-                               phase="Failed", started_at=proc.started_at, finished_at=proc.finished_at,
-                               image=inv.image)
+                               trial=inv.trial, phase="Failed", started_at=proc.started_at,
+                               finished_at=proc.finished_at, image=inv.image)
         outcome: dict[str, Any] = {}
         if proc.result_path.is_file():
             try:
@@ -139,8 +139,9 @@ class ProcessExecutor:
         if code == 0 and "result" in outcome:
             result = invocation.Result.model_validate(outcome["result"])
             entry = documents.CacheEntry(key=inv.cache_key, record=result.record, outputs=result.outputs,
-                                     directories=result.directories, metrics=result.metrics,
-                                     environment=result.environment)
+                                         directories=result.directories, metrics=result.metrics,
+                                         environment=result.environment, curve=result.curve,
+                                         stopped=result.stopped)
             return base.model_copy(update={"phase": "Succeeded", "attempts": result.attempts, "result": entry,
                                            "started_at": result.started, "finished_at": result.finished})
         if proc.cancelled or outcome.get("cancelled"):
@@ -159,8 +160,8 @@ class ProcessExecutor:
             else:
                 inv = proc.start.invocation
                 out[exec_id] = model.Execution(id=exec_id, stage=inv.stage, cache_key=inv.cache_key,
-                                               run_id=inv.run_id, phase="Running", started_at=proc.started_at,
-                                               image=inv.image)
+                                               run_id=inv.run_id, trial=inv.trial, phase="Running",
+                                               started_at=proc.started_at, image=inv.image)
         return out
 
     def cancel(self, execution: str) -> None:

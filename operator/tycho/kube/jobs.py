@@ -126,7 +126,8 @@ def build_job(*, pipeline: models.ExperimentPipeline, start: model.Start, settin
     return {
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": start.execution, "namespace": meta.namespace, "labels": labels,
-                     "annotations": {naming.ANNOTATION_RUN: inv.run_id, naming.ANNOTATION_KEY: inv.cache_key},
+                     "annotations": {naming.ANNOTATION_RUN: inv.run_id, naming.ANNOTATION_KEY: inv.cache_key,
+                                     **({naming.ANNOTATION_TRIAL: str(inv.trial)} if inv.trial is not None else {})},
                      "ownerReferences": [naming.owner_reference(meta.name, meta.uid or "")]},
         "spec": {"backoffLimit": stage.retries.limit, "ttlSecondsAfterFinished": settings.job_ttl_seconds,
                  "template": {"metadata": {"labels": labels}, "spec": pod}},

@@ -21,6 +21,7 @@ LABEL_RUN = f"{PREFIX}/run"
 LABEL_KEY = f"{PREFIX}/cache-key"
 ANNOTATION_RUN = f"{PREFIX}/run-id"
 ANNOTATION_KEY = f"{PREFIX}/cache-key"
+ANNOTATION_TRIAL = f"{PREFIX}/trial"
 ANNOTATION_REPRODUCES = f"{PREFIX}/reproduces"
 """On a pipeline: it re-derives this run (cache ignored, nothing adopted); see ``tycho reproduce --on-cluster``."""
 MANAGED_BY = {"app.kubernetes.io/managed-by": "tycho", "app.kubernetes.io/component": "stage"}

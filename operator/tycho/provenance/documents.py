@@ -67,6 +67,10 @@ class CacheEntry(pydantic.BaseModel):
     environment: dict[str, str] | None = None
     """Python distributions (name -> version) the stage's processes imported, for runs
     whose image identity is the local environment: a hit needs the same versions."""
+    curve: dict[int, float] | None = None
+    """A sweep trial's objective metric by step (what later batches' early stopping reads)."""
+    stopped: int | None = None
+    """A sweep trial stopped early at this step (it published no outputs)."""
 
     @pydantic.field_validator("record")
     @classmethod
@@ -78,6 +82,7 @@ FORMAT: Literal["tycho.dev/run/v1"] = "tycho.dev/run/v1"
 StagePhase = Literal["Pending", "Running", "Succeeded", "Cached", "Failed", "Skipped", "Cancelled", "Suspended"]
 RunPhase = Literal["Running", "Succeeded", "Failed", "Cancelled", "Superseded", "Lost"]
 ExecutorKind = Literal["subprocess", "container", "kubernetes"]
+TrialPhase = Literal["Pending", "Running", "Succeeded", "Cached", "Failed", "Stopped", "Cancelled"]
 DONE: tuple[StagePhase, ...] = ("Succeeded", "Cached")
 FINISHED: tuple[RunPhase, ...] = ("Succeeded", "Failed", "Cancelled", "Superseded", "Lost")
 
@@ -111,6 +116,44 @@ class StageResult(Model):
     """The executor's name for the execution (a Job name on a cluster)."""
     image: ImageRef | None = None
     """The image as the executor reported it (digest the node ran, on a cluster)."""
+    trials: list[TrialResult] | None = None
+    """A sweep's trials, in index order."""
+    selection: Selection | None = None
+    """A sweep's pick: the trial whose outputs are the stage's outputs, and why."""
+
+
+class TrialResult(Model):
+    """One trial of a sweep: a stage execution with its own params, key, record and outputs."""
+
+    index: int
+    params: dict[str, Any]
+    """The swept params of this trial (the stage's other params unchanged)."""
+    phase: TrialPhase = "Pending"
+    cache_key: str | None = None
+    cache_hit: bool | None = None
+    execution: str | None = None
+    outputs: dict[str, str] = {}
+    record: str | None = None
+    metrics: dict[str, float] = {}
+    objective: float | None = None
+    curve: dict[int, float] = {}
+    """The objective metric by step."""
+    stopped_at: int | None = None
+    """Early stopping stopped it at this step."""
+    attempts: int = 0
+    started_at: str | None = None
+    finished_at: str | None = None
+    message: str = ""
+
+
+class Selection(Model):
+    """Why a sweep's stage has the outputs it has."""
+
+    trial: int
+    metric: str
+    goal: str
+    value: float
+    reason: str
 
 
 class Runner(Model):

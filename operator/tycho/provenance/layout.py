@@ -8,6 +8,7 @@ older records hold, by cutting them at the first layout directory they contain.
 ```
 objects/sha256/<hex>                    content-addressed blobs (outputs, trees, code archives, metrics)
 records/<run-id>/<stage>.json           provenance record of one stage execution, write-once
+records/<run-id>/<stage>/trial-<n>.json   ... of one trial of a sweep
 runs/<run-id>.json                      run summary (tycho.provenance.documents.RunSummary)
 pipelines/<name>/runs/<created>_<run-id>.json   per-pipeline index of runs, in time order
 cache/<cache-key>.json                  cache entry: key -> record + output digests
@@ -34,7 +35,9 @@ def object_rel(sha256: str) -> str:
     return f"{OBJECTS}/{sha256}"
 
 
-def record_rel(run_id: str, stage: str) -> str:
+def record_rel(run_id: str, stage: str, trial: int | None = None) -> str:
+    if trial is not None:
+        return f"{RECORDS}/{run_id}/{stage}/trial-{trial}.json"
     return f"{RECORDS}/{run_id}/{stage}.json"
 
 

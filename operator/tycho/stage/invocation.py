@@ -34,6 +34,15 @@ class InputRef(Strict):
     """Store path of the record of the stage that produced it."""
 
 
+class StopRule(Strict):
+    """Early stopping for a sweep trial, applied by the wrapper where the trial runs: stop
+    at the first step whose best-so-far ``metric`` is worse than ``thresholds[step]``."""
+
+    metric: str
+    goal: str
+    thresholds: dict[int, float]
+
+
 class Invocation(Strict):
     pipeline: dict[str, Any]
     run_id: str
@@ -52,6 +61,11 @@ class Invocation(Strict):
     workdir: str
     """Where the code is on the machine (or in the image) that runs the stage."""
     cache_key: str
+    trial: int | None = None
+    """The sweep trial this execution is (its record is records/<run>/<stage>/trial-<n>.json)."""
+    stop_rule: StopRule | None = None
+    objective: str | None = None
+    """A sweep trial's objective metric: its curve is kept in the cache entry."""
     executor: str = "subprocess"
     """The executor that runs it; part of the record's builder id."""
     attempts: int = 1
@@ -61,6 +75,9 @@ class Invocation(Strict):
 
 class Result(Strict):
     stage: str
+    trial: int | None = None
+    curve: dict[int, float] | None = None
+    stopped: int | None = None
     outputs: dict[str, str]
     directories: list[str] = []
     record: str
@@ -74,7 +91,8 @@ class Result(Strict):
 def build(*, stage: models.Stage, pipeline: dict[str, Any], run_id: str, store_url: str,
           image: documents.ImageRef, code: documents.CodeRef, workdir: str, cache_key: str,
           input_digests: dict[str, str], producers: dict[str, str], input_types: dict[str, models.OutputType],
-          executor: str) -> Invocation:
+          executor: str, trial: int | None = None, stop_rule: StopRule | None = None,
+          objective: str | None = None) -> Invocation:
     """The invocation for one planned stage. Pure: the engine calls it for every executor.
 
     ``producers`` maps an upstream stage name to the record that made its outputs;
@@ -90,10 +108,13 @@ def build(*, stage: models.Stage, pipeline: dict[str, Any], run_id: str, store_u
         else:
             inputs.append(InputRef(name=inp.name, url=inp.url, sha256=digest))
     return Invocation(
-        pipeline=pipeline, run_id=run_id, stage=stage.name, invocation_id=f"{run_id}/{stage.name}",
+        pipeline=pipeline, run_id=run_id, stage=stage.name,
+        invocation_id=f"{run_id}/{stage.name}" + (f"/trial-{trial}" if trial is not None else ""),
         store=store_url, image=image, command=list(stage.command), args=list(stage.args),
         env={e.name: e.value for e in stage.env if e.value is not None},
         secret_env=[e.name for e in stage.env if e.value_from is not None],
         params=dict(stage.params), inputs=inputs, outputs=list(stage.outputs), code=code, workdir=workdir,
-        cache_key=cache_key, executor=executor, attempts=stage.retries.limit + 1,
+        cache_key=cache_key, trial=trial, stop_rule=stop_rule,
+        objective=objective, executor=executor,
+        attempts=stage.retries.limit + 1,
         backoff_seconds=stage.retries.backoff_seconds, timeout_seconds=stage.timeout_seconds)

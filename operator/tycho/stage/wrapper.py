@@ -21,6 +21,7 @@ elsewhere than in the image), and ``TYCHO_INVOCATION_ID`` replaces ``invocation_
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import os
 import shutil
@@ -78,13 +79,29 @@ def _fetch_inputs(inv: Invocation, store: store_mod.Store, target: Path) -> list
 
 
 class _Metrics:
-    """Follows the metrics file while the stage runs: echoes new lines, publishes the file."""
+    """Follows the metrics file while the stage runs: echoes new lines, publishes the file,
+    and applies a sweep trial's stop rule (``stopped`` is the step it stopped at)."""
 
     def __init__(self, inv: Invocation, store: store_mod.Store, path: Path, log: Log) -> None:
         self.inv, self.store, self.path, self.log = inv, store, path, log
         self.offset = 0
         self.published = 0.0
         self.size = 0
+        self.best: float | None = None
+        self.stopped: int | None = None
+
+    def _check(self, line: str) -> None:
+        rule = self.inv.stop_rule
+        if rule is None or self.stopped is not None:
+            return
+        for step, value in metrics_mod.series([line]).get(rule.metric, []):
+            better = max if rule.goal == "maximize" else min
+            self.best = value if self.best is None else better(self.best, value)
+            bar = rule.thresholds.get(step)
+            if bar is not None and better(self.best, bar) == bar and self.best != bar:
+                self.stopped = step
+                self.log(f"[tycho] stopping early at step {step}: best {rule.metric} so far {self.best:.6g} "
+                         f"is worse than the median of earlier trials, {bar:.6g}")
 
     def poll(self, final: bool = False) -> None:
         try:
@@ -99,6 +116,7 @@ class _Metrics:
             values = metrics_mod.last_values([line])
             if values:
                 self.log(METRICS_PREFIX + json.dumps(values))
+            self._check(line)
         if not self.store.local and (final or time.monotonic() - self.published >= LIVE_SECONDS) \
                 and self.offset != self.size:
             self.size, self.published = self.offset, time.monotonic()
@@ -121,9 +139,17 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         proc.wait()
 
 
-def _attempt(inv: Invocation, work: Path, store: store_mod.Store, log: Log,
-             stop: threading.Event) -> tuple[int, str]:
-    """One run of the user command; returns (exit code, tail of its output)."""
+@dataclasses.dataclass(frozen=True)
+class _Attempt:
+    code: int
+    tail: str
+    """The last lines it printed (or why it ended)."""
+    stopped: int | None = None
+    """The step at which a sweep trial's stop rule stopped it."""
+
+
+def _attempt(inv: Invocation, work: Path, store: store_mod.Store, log: Log, stop: threading.Event) -> _Attempt:
+    """One run of the user command."""
     outputs, metrics = work / "outputs", work / "metrics.jsonl"
     shutil.rmtree(outputs, ignore_errors=True)
     outputs.mkdir()
@@ -155,6 +181,10 @@ def _attempt(inv: Invocation, work: Path, store: store_mod.Store, log: Log,
         except subprocess.TimeoutExpired:
             pass
         follow.poll()
+        if follow.stopped is not None:
+            _stop(proc)
+            reader.join(5)
+            return _Attempt(0, f"stopped early at step {follow.stopped}", follow.stopped)
         if stop.is_set():
             _stop(proc)
             reader.join(5)
@@ -163,10 +193,10 @@ def _attempt(inv: Invocation, work: Path, store: store_mod.Store, log: Log,
             os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: no orphaned workers
             proc.wait()
             reader.join(5)
-            return 124, f"timed out after {inv.timeout_seconds:g}s"
+            return _Attempt(124, f"timed out after {inv.timeout_seconds:g}s")
     reader.join()
     follow.poll(final=True)
-    return code, "\n".join(tail)
+    return _Attempt(code, "\n".join(tail), follow.stopped)
 
 
 def _missing(inv: Invocation, outputs: Path) -> list[str]:
@@ -209,22 +239,25 @@ def execute(inv: Invocation, log: Log = print, stop: threading.Event | None = No
                 log(f"[tycho] retry {attempt}/{inv.attempts} of {inv.stage} in {delay:g}s")
                 if stop.wait(delay):
                     raise StageCancelled(f"stage {inv.stage!r} was cancelled")
-            code, tail = _attempt(inv, work, store, log, stop)
+            run = _attempt(inv, work, store, log, stop)
             missing = _missing(inv, work / "outputs")
-            if code == 0 and not missing:
+            if run.stopped is not None or (run.code == 0 and not missing):
                 break
-            reason = (f"exit code {code}" if code else f"missing outputs: {', '.join(missing)}") + (
-                f"; last output:\n{tail}" if tail else "")
+            reason = (f"exit code {run.code}" if run.code else f"missing outputs: {', '.join(missing)}") + (
+                f"; last output:\n{run.tail}" if run.tail else "")
         else:
             raise StageFailed(f"stage {inv.stage!r} failed after {attempt} attempt(s): {reason}")
-        directories = [o.name for o in inv.outputs if o.type == "directory"]
+        stopped = run.stopped
+        kept = [] if stopped is not None else inv.outputs  # a stopped trial publishes no outputs
+        directories = [o.name for o in kept if o.type == "directory"]
         try:
             digests = {o.name: tree.put(store, work / "outputs" / o.name) if o.type == "directory"
-                       else store.put_file(work / "outputs" / o.name) for o in inv.outputs}
+                       else store.put_file(work / "outputs" / o.name) for o in kept}
         except ValueError as bad:
             raise StageFailed(f"stage {inv.stage!r}: {bad}") from None
         lines = (work / "metrics.jsonl").read_text(errors="replace").splitlines()
         metrics = metrics_mod.last_values(lines)
+        curve = dict(metrics_mod.series(lines).get(inv.objective, [])) if inv.objective else None
         metrics_blob = store.put_file(work / "metrics.jsonl")
         environment = imports.read(work / "imports.txt") or None
         code_ref = _code(inv, store, log)
@@ -232,20 +265,21 @@ def execute(inv: Invocation, log: Log = print, stop: threading.Event | None = No
     doc = record.build(
         stage=inv.stage, pipeline=inv.pipeline, run_id=inv.run_id,
         invocation_id=os.environ.get("TYCHO_INVOCATION_ID") or inv.invocation_id, executor=inv.executor,
-        outputs=digests, directories=directories, params=inv.params, command=inv.command, args=inv.args,
+        outputs=digests or {"metrics.jsonl": metrics_blob}, directories=directories, params=inv.params, command=inv.command, args=inv.args,
         env=inv.env, cache_key=inv.cache_key, inputs=inputs, code=code_ref, image=inv.image,
         started=started, finished=finished, metrics=metrics, metrics_blob=metrics_blob, attempts=attempt,
         environment=environment)
     record_rel = publish(store, inv, doc, documents.CacheEntry(
-        key=inv.cache_key, record=layout.record_rel(inv.run_id, inv.stage), outputs=digests,
-        directories=directories, metrics=metrics, environment=environment))
-    return Result(stage=inv.stage, outputs=digests, directories=directories, record=record_rel, metrics=metrics,
-                  attempts=attempt, started=started, finished=finished, environment=environment)
+        key=inv.cache_key, record=layout.record_rel(inv.run_id, inv.stage, inv.trial), outputs=digests,
+        directories=directories, metrics=metrics, environment=environment, curve=curve, stopped=stopped))
+    return Result(stage=inv.stage, trial=inv.trial, outputs=digests, directories=directories, record=record_rel,
+                  metrics=metrics, attempts=attempt, started=started, finished=finished, environment=environment,
+                  curve=curve, stopped=stopped)
 
 
 def publish(store: store_mod.Store, inv: Invocation, doc: dict[str, object], entry: documents.CacheEntry) -> str:
     """Write the record (write-once), then the indexes that point at it; returns its path."""
-    rel = layout.record_rel(inv.run_id, inv.stage)
+    rel = layout.record_rel(inv.run_id, inv.stage, inv.trial)
     store.write_json_once(rel, doc)
     cache.write(store, entry)
     for digest in entry.outputs.values():
