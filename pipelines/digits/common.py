@@ -148,6 +148,22 @@ def append_metrics(contract: Contract, values: Mapping[str, float | int], step: 
         fh.write(json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n")
 
 
+def report_check(code: str, severity: str, message: str, details: Mapping[str, Any] | None = None) -> None:
+    """Report a check through the contract file $TYCHO_CHECKS (one JSON line each): `fail`
+    fails the stage with its code, `warn` is shown with the run; every check is recorded.
+    Run without the contract (by hand), the check is printed instead."""
+    if severity not in ("warn", "fail"):
+        raise StageError(f"check {code}: severity must be warn or fail, got {severity!r}")
+    line = json.dumps({"code": code, "severity": severity, "message": message, "details": dict(details or {})},
+                      sort_keys=True, separators=(",", ":"))
+    path = os.environ.get("TYCHO_CHECKS")
+    if not path:
+        print(f"check {line}", file=sys.stderr)
+        return
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+
+
 def canonical_json(obj: Any) -> bytes:
     """JSON with sorted keys and a trailing newline: the same object always gives the same bytes."""
     return (json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")

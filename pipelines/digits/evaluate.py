@@ -14,6 +14,12 @@ is rendered from the cleaned notebook.
 
 Outputs: report_ipynb, report_html, confusion_matrix (PNG), reliability_diagram (PNG),
 metrics (JSON written by the notebook, re-serialised canonically).
+
+Model checks, reported with their codes (docs/checks.md) when they fire:
+  TY-GENERALISATION-GAP  train accuracy above test accuracy by more than `gap_max`
+  TY-CALIBRATION         calibration error after temperature scaling above `ece_max`
+  TY-RECALL-FLOOR        a class whose test recall is under `recall_min`
+Each fires at the severity of param `model_checks` (warn by default; fail, or off).
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from common import Contract, StageError, append_metrics, canonical_json, read_npz, run_stage, write_bytes, write_npz
+import scoring
+from common import (Contract, StageError, append_metrics, canonical_json, read_npz, report_check, run_stage,
+                    write_bytes, write_npz)
 from model_io import configure_tensorflow, load_model, predict_logits
 
 CODE_DIR = Path(__file__).resolve().parent
@@ -136,6 +144,8 @@ def main(contract: Contract) -> None:
     if len(y_test) == 0:
         raise StageError("the test split is empty: nothing to evaluate")
 
+    tuned = load_model(contract.input("tuned"))
+    logits_tuned = predict_logits(tuned, x_test)
     with tempfile.TemporaryDirectory(prefix="tycho-evaluate-") as tmp:
         scratch = Path(tmp)
         write_npz(
@@ -145,7 +155,7 @@ def main(contract: Contract) -> None:
                 "class_names": splits["class_names"],
                 "temperature": np.float64(temperature),
                 "logits_baseline": predict_logits(load_model(contract.input("baseline")), x_test),
-                "logits_tuned": predict_logits(load_model(contract.input("tuned")), x_test),
+                "logits_tuned": logits_tuned,
             },
         )
         notebook_json, html = run_notebook(scratch, bins)
@@ -157,7 +167,40 @@ def main(contract: Contract) -> None:
     write_bytes(contract.output("report_html"), html)
     write_bytes(contract.output("metrics"), canonical_json(metrics))
     append_metrics(contract, {name: metrics[name] for name in HEADLINE_METRICS})
+    model_checks(contract, splits, tuned, logits_tuned, metrics)
     print(f"evaluate: test_accuracy {metrics['test_accuracy']:.4f}, test_ece {metrics['test_ece']:.4f}", file=sys.stderr)
+
+
+def model_checks(contract: Contract, splits: dict[str, np.ndarray], tuned: Any, logits_test: np.ndarray,
+                 metrics: dict[str, Any]) -> None:
+    """Generalisation gap, calibration error and per-class recall of the tuned model."""
+    level = contract.param("model_checks", "warn")
+    if level not in ("warn", "fail", "off"):
+        raise StageError(f"param model_checks must be warn, fail or off, got {level!r}")
+    y_test = splits["y_test"].astype(np.int64)
+    train_accuracy = scoring.accuracy(predict_logits(tuned, splits["x_train"]), splits["y_train"].astype(np.int64))
+    gap = train_accuracy - float(metrics["test_accuracy"])
+    recall = scoring.recall_per_class(logits_test, y_test, len(splits["class_names"]))
+    append_metrics(contract, {"train_accuracy": train_accuracy, "generalisation_gap": gap,
+                              "min_class_recall": float(np.nanmin(recall))})
+    if level == "off":
+        return
+    gap_max, ece_max, recall_min = (contract.param("gap_max", 0.05), contract.param("ece_max", 0.05),
+                                    contract.param("recall_min", 0.9))
+    if gap > gap_max:
+        report_check("TY-GENERALISATION-GAP", level, f"train accuracy {train_accuracy:.4f} is above test accuracy "
+                     f"{metrics['test_accuracy']:.4f} by {gap:.4f} (> gap_max {gap_max})",
+                     {"train_accuracy": train_accuracy, "test_accuracy": metrics["test_accuracy"], "gap": gap})
+    if metrics["test_ece"] > ece_max:
+        report_check("TY-CALIBRATION", level, f"expected calibration error {metrics['test_ece']:.4f} after "
+                     f"temperature scaling (before: {metrics['test_ece_uncalibrated']:.4f}) is above ece_max {ece_max}",
+                     {"ece": metrics["test_ece"], "ece_uncalibrated": metrics["test_ece_uncalibrated"],
+                      "temperature": metrics["temperature"]})
+    names = [str(n) for n in splits["class_names"]]
+    low = {names[i]: round(float(r), 6) for i, r in enumerate(recall) if not np.isnan(r) and r < recall_min}
+    if low:
+        report_check("TY-RECALL-FLOOR", level, f"{len(low)} class(es) under recall_min {recall_min} on the test "
+                     "split: " + ", ".join(f"{k} ({v:.3f})" for k, v in low.items()), {"recall": low})
 
 
 if __name__ == "__main__":

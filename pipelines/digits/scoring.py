@@ -89,6 +89,15 @@ def ece(logits: npt.ArrayLike, labels: npt.ArrayLike, bins: int = 10, temperatur
     return reliability(logits, labels, bins, temperature).ece
 
 
+def recall_per_class(logits: npt.ArrayLike, labels: npt.ArrayLike, n_classes: int) -> FloatArray:
+    """Share of each class's samples predicted as that class (NaN for a class with none)."""
+    matrix = confusion_matrix(logits, labels, n_classes)
+    totals = matrix.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out: FloatArray = np.where(totals > 0, np.diag(matrix) / np.maximum(totals, 1), np.nan)
+    return out
+
+
 def confusion_matrix(logits: npt.ArrayLike, labels: npt.ArrayLike, n_classes: int) -> IntArray:
     """Counts with true classes as rows and predicted classes as columns."""
     y = np.asarray(labels, dtype=np.int64)

@@ -18,7 +18,9 @@ Checks, each with a level `fail`, `warn` or `off` from the param named in bracke
   TY-UNNORMALISED  (unnormalised)  feature values outside [0, 1] after normalisation
   TY-CONSTANT      (constant)      features with zero variance in the train split
   TY-EMPTY-SPLIT   (empty_split)   a split without samples
-A firing `fail` check stops the stage with exit code 1 before any output is written.
+Each check that fires is reported with its code through the check contract ($TYCHO_CHECKS,
+see docs/checks.md): `warn` is shown with the run, `fail` fails the stage with its code
+before any output is written.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from common import Contract, StageError, append_metrics, read_npz, run_stage, warn, write_json, write_npz
+from common import Contract, StageError, append_metrics, read_npz, report_check, run_stage, write_json, write_npz
 
 SPLITS = ("train", "val", "calib", "test")
 LEVELS = ("fail", "warn", "off")
@@ -197,18 +199,14 @@ def main(contract: Contract) -> None:
     metrics["duplicates_dropped"] = dropped
     append_metrics(contract, metrics)
 
-    failures = [r for r in results if r.status == "fail"]
     for r in results:
-        if r.status == "warn":
-            warn(f"{r.code}: {r.count} {r.description} (param {r.param}: warn)")
-    if failures:
-        for r in failures:
-            print(
-                f"error: check {r.code} failed: {r.count} {r.description}. "
-                f"Fix the data, or set param {r.param} to warn or off to accept it.",
-                file=sys.stderr,
-            )
-        raise SystemExit(1)
+        if r.status in ("warn", "fail"):
+            fix = f"fix the data, or set param {r.param} to warn or off to accept it" if r.status == "fail" else \
+                f"param {r.param}: warn"
+            report_check(r.code, r.status, f"{r.count} {r.description} ({fix})",
+                         {"count": r.count, "param": r.param})
+    if any(r.status == "fail" for r in results):
+        raise SystemExit(1)  # the wrapper fails the stage with the failed checks' codes
 
     arrays: dict[str, np.ndarray] = {"class_names": class_names}
     for name in SPLITS:

@@ -1,8 +1,8 @@
 """Stage `train`: a small seeded CNN on the train split, validated on the validation split.
 
 Outputs `model` (model_io format) and `history` (per-epoch loss/accuracy as JSON); the
-same curves go to TYCHO_METRICS with "step" = epoch so they can be plotted live. tune.py
-imports build_model/fit so every tuning trial trains exactly like this stage.
+same curves go to TYCHO_METRICS with "step" = epoch so they can be plotted live. The
+`tune` stage is a sweep whose every trial is this script with other params.
 
 Param `deterministic` (default true) exists to measure the cost of determinism: with
 false, op determinism and the fixed thread pools are skipped and the model is only

@@ -264,8 +264,11 @@ class Space:
         s.fs.pipe_file(f"{s.root}/inputs/notes.txt", b"cluster notes\n")
         return f"{self.store}/inputs/notes.txt"
 
-    def toy(self, name: str = "toy") -> dict[str, Any]:
-        doc: dict[str, Any] = yaml.safe_load((TOY / "toy.yaml").read_text().replace("NOTES_URL", self.notes_url()))
+    def toy(self, name: str = "toy", manifest: str = "toy.yaml") -> dict[str, Any]:
+        text = (TOY / manifest).read_text()
+        if "NOTES_URL" in text:
+            text = text.replace("NOTES_URL", self.notes_url())
+        doc: dict[str, Any] = yaml.safe_load(text)
         doc["metadata"] = {"name": name, "namespace": self.ns}
         doc["spec"]["storage"] = {"url": self.store, "secretRef": {"name": SECRET}}
         doc["spec"].pop("code", None)

@@ -10,7 +10,7 @@ import yaml
 from tests.cluster.conftest import REPO, SECRET, Space
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
-SMALL = {"train": {"epochs": 4}, "tune": {"epochs": 4, "trials": 2}, "release": {"threshold": 0.5}}
+SMALL = {"train": {"epochs": 4}, "tune": {"epochs": 4}, "release": {"threshold": 0.5}}
 
 
 def test_digits_runs_on_the_cluster_with_train_on_the_gpu_node(space: Space) -> None:
@@ -23,6 +23,8 @@ def test_digits_runs_on_the_cluster_with_train_on_the_gpu_node(space: Space) -> 
         stage.setdefault("params", {}).update(SMALL.get(stage["name"], {}))
         if stage["name"] == "train":
             stage["resources"]["gpu"] = {"count": 1, "type": "NVIDIA-A10"}
+        if stage["name"] == "tune":
+            stage["sweep"].update(trials=2, parallelism=2)
     space.code_dir = REPO / "pipelines" / "digits"
     space.apply(doc)
     status = space.drive("digits", timeout=900)

@@ -13,7 +13,7 @@ import pytest
 
 from .digits_harness import DIGITS_DIR, StageRun, StageRunner, run_stage
 
-DIGITS_MODULES = ("common", "scoring", "model_io", "download", "split", "train", "tune", "calibrate", "evaluate", "release")
+DIGITS_MODULES = ("common", "scoring", "model_io", "download", "split", "train", "calibrate", "evaluate", "release")
 
 
 @pytest.fixture

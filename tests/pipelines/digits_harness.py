@@ -34,6 +34,7 @@ class StageRun:
     stderr: str
     outputs: Path
     metrics_path: Path
+    checks_path: Path
 
     def output(self, name: str) -> Path:
         return self.outputs / name
@@ -49,6 +50,14 @@ class StageRun:
         if not self.metrics_path.exists():
             return []
         return [json.loads(line) for line in self.metrics_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    @property
+    def checks(self) -> dict[str, dict[str, Any]]:
+        """The checks the stage reported through $TYCHO_CHECKS, by code."""
+        if not self.checks_path.exists():
+            return {}
+        lines = self.checks_path.read_text(encoding="utf-8").splitlines()
+        return {c["code"]: c for c in (json.loads(line) for line in lines if line.strip())}
 
     @property
     def headline(self) -> dict[str, Any]:
@@ -86,6 +95,7 @@ def run_stage(
         TYCHO_OUTPUTS=str(out_dir),
         TYCHO_PARAMS=str(params_path),
         TYCHO_METRICS=str(metrics_path),
+        TYCHO_CHECKS=str(workdir / "checks.jsonl"),
         TYCHO_STAGE=stage,
         TYCHO_PIPELINE="digits",
         TYCHO_RUN_ID=f"test-{workdir.name}",
@@ -97,7 +107,7 @@ def run_stage(
     proc = subprocess.run(
         [sys.executable, f"{stage}.py"], cwd=DIGITS_DIR, env=env, capture_output=True, text=True, timeout=timeout
     )
-    return StageRun(proc.returncode, proc.stdout, proc.stderr, out_dir, metrics_path)
+    return StageRun(proc.returncode, proc.stdout, proc.stderr, out_dir, metrics_path, workdir / "checks.jsonl")
 
 
 StageRunner = Callable[..., StageRun]

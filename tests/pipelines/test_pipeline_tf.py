@@ -1,5 +1,6 @@
-"""The TensorFlow stages (train, tune, calibrate, evaluate) and release, chained on the real digits
-with tiny budgets, plus byte-for-byte reproducibility across processes."""
+"""The TensorFlow stages (train, a tune trial, calibrate, evaluate) and release, chained on the real
+digits with tiny budgets, plus byte-for-byte reproducibility across processes. The tune sweep
+itself (trials, selection) is the engine's: tests/e2e runs it."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 SPLIT = {"buckets": 10, "leakage": "fail", "imbalance": "warn", "unnormalised": "warn", "constant": "warn"}
 TRAIN = {"seed": 7, "epochs": 2, "batch_size": 64, "learning_rate": 0.003, "kernel_size": 3, "filters": 8}
-TUNE = {"seed": 11, "trials": 2, "epochs": 2, "filters": 8, "learning_rate": [0.003, 0.01], "batch_size": [64], "kernel_size": [3, 5]}
+TUNE = {**TRAIN, "seed": 11, "learning_rate": 0.01, "kernel_size": 5}  # one trial of the sweep
 EVALUATE_OUTPUTS = ("report_ipynb", "report_html", "confusion_matrix", "reliability_diagram", "metrics")
 
 
@@ -49,7 +50,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, digits_dataset: Path) -> 
             futures[name] = pool.submit(run, name, stage, params, inputs)
 
         submit("train", "train", TRAIN, lambda: {"splits": splits})
-        submit("tune", "tune", TUNE, lambda: {"splits": splits})
+        submit("tune", "train", TUNE, lambda: {"splits": splits})
         submit("calibrate", "calibrate", {"max_iterations": 200}, lambda: {"splits": splits, "model": output("tune", "model")})
         submit("train_again", "train", TRAIN, lambda: {"splits": splits})
 
@@ -101,20 +102,10 @@ def test_train_can_run_without_op_determinism(pipeline: dict[str, StageRun]) -> 
     assert len(history["epochs"]) == 1
 
 
-def test_tune_keeps_the_best_trial(pipeline: dict[str, StageRun]) -> None:
-    tune = pipeline["tune"]
-    trials = tune.json("trials")["trials"]
-    assert len(trials) == 2
-    grid = {(64, k, lr) for k in (3, 5) for lr in (0.003, 0.01)}
-    points = [(t["params"]["batch_size"], t["params"]["kernel_size"], t["params"]["learning_rate"]) for t in trials]
-    assert len(set(points)) == 2 and set(points) <= grid
-    assert trials[0]["seed"] != trials[1]["seed"]
-    best = min(trials, key=lambda t: (-t["val_accuracy"], t["val_loss"], t["index"]))
-    best_params = tune.json("best_params")
-    assert best_params["trial"] == best["index"] == tune.headline["best_trial"]
-    assert (best_params["batch_size"], best_params["kernel_size"], best_params["learning_rate"]) == points[best["index"]]
-    assert tune.headline["val_accuracy"] == best["val_accuracy"]
-
+def test_a_tune_trial_trains_like_train_with_its_own_params(pipeline: dict[str, StageRun]) -> None:
+    train, tune = pipeline["train"], pipeline["tune"]
+    assert tune.digest("model") != train.digest("model")  # other params, other weights
+    assert "val_accuracy" in tune.headline and 0.0 <= tune.headline["val_accuracy"] <= 1.0
 
 def test_calibration_lowers_nll_and_names_its_inputs(pipeline: dict[str, StageRun]) -> None:
     calibration = pipeline["calibrate"].json("calibration")

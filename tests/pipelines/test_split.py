@@ -81,7 +81,9 @@ def test_reference_data_passes_its_own_checks(reference_split: StageRun) -> None
     assert checks["TY-EMPTY-SPLIT"]["status"] == "pass"
     # Three corner pixels of sklearn's digits are always 0: a real, harmless warning.
     assert checks["TY-CONSTANT"]["count"] == 3 and checks["TY-CONSTANT"]["status"] == "warn"
-    assert "TY-CONSTANT: 3 features" in reference_split.stderr
+    constant = reference_split.checks["TY-CONSTANT"]
+    assert constant["severity"] == "warn" and constant["message"].startswith("3 features with zero variance")
+    assert constant["details"] == {"count": 3, "param": "constant"} and "TY-LEAK" not in reference_split.checks
     assert reference_split.headline["check_leakage"] == 0
     assert reference_split.headline["duplicates_dropped"] == 0
 
@@ -105,13 +107,14 @@ def test_leakage_across_splits_fails(stage: StageRunner, tmp_path: Path) -> None
 
     failed = stage("split", {**QUIET, "leakage": "fail"}, {"dataset": dataset})
     assert failed.returncode == 1
-    assert "check TY-LEAK failed: 3 identical images appear in more than one split" in failed.stderr
-    assert "param leakage" in failed.stderr
+    leak = failed.checks["TY-LEAK"]
+    assert leak["severity"] == "fail" and leak["message"].startswith("3 identical images appear in more than one split")
+    assert "param leakage" in leak["message"]
     assert not failed.output("splits").exists()
     assert failed.headline["check_leakage"] == 3
 
     warned = stage("split", {**QUIET, "leakage": "warn"}, {"dataset": dataset}).check()
-    assert "warning: TY-LEAK: 3" in warned.stderr
+    assert warned.checks["TY-LEAK"]["severity"] == "warn" and warned.checks["TY-LEAK"]["details"]["count"] == 3
     assert {c["code"]: c["status"] for c in warned.json("checks")["checks"]}["TY-LEAK"] == "warn"
 
 
@@ -130,7 +133,7 @@ def test_exact_duplicates_are_dropped_before_splitting(stage: StageRunner, tmp_p
         assert sum(len(splits[f"y_{n}"]) for n in ("train", "val", "calib", "test")) == len(ids)
 
     kept = stage("split", {**QUIET, "leakage": "fail", "deduplicate": False}, {"dataset": dataset})
-    assert kept.returncode == 1 and "TY-LEAK failed: 4" in kept.stderr
+    assert kept.returncode == 1 and kept.checks["TY-LEAK"]["details"]["count"] == 4
 
 
 def test_class_imbalance(stage: StageRunner, tmp_path: Path) -> None:
@@ -142,8 +145,8 @@ def test_class_imbalance(stage: StageRunner, tmp_path: Path) -> None:
 
     run = stage("split", {**QUIET, "imbalance": "fail"}, {"dataset": dataset})
     assert run.returncode == 1
-    assert "check TY-IMBALANCE failed: 4 " in run.stderr
-    assert "param imbalance" in run.stderr
+    assert run.checks["TY-IMBALANCE"]["severity"] == "fail" and run.checks["TY-IMBALANCE"]["details"]["count"] == 4
+    assert "param imbalance" in run.checks["TY-IMBALANCE"]["message"]
 
     balanced = write_dataset(tmp_path / "b.npz", x, np.arange(len(ids)) % 10, ids)
     assert stage("split", {**QUIET, "imbalance": "fail"}, {"dataset": balanced}).check().headline["check_imbalance"] == 0
@@ -158,12 +161,12 @@ def test_unnormalised_features(stage: StageRunner, tmp_path: Path) -> None:
 
     run = stage("split", {**QUIET, "unnormalised": "fail"}, {"dataset": dataset})
     assert run.returncode == 1
-    assert f"check TY-UNNORMALISED failed: {expected} feature values outside [0, 1]" in run.stderr
-    assert "param unnormalised" in run.stderr
+    assert run.checks["TY-UNNORMALISED"]["message"].startswith(f"{expected} feature values outside [0, 1]")
+    assert "param unnormalised" in run.checks["TY-UNNORMALISED"]["message"]
 
     off = stage("split", {**QUIET, "unnormalised": "off"}, {"dataset": dataset}).check()
     assert off.headline["check_unnormalised"] == expected
-    assert "TY-UNNORMALISED" not in off.stderr
+    assert "TY-UNNORMALISED" not in off.checks
 
 
 def test_constant_features(stage: StageRunner, tmp_path: Path) -> None:
@@ -175,8 +178,8 @@ def test_constant_features(stage: StageRunner, tmp_path: Path) -> None:
 
     run = stage("split", {**QUIET, "constant": "fail"}, {"dataset": dataset})
     assert run.returncode == 1
-    assert "check TY-CONSTANT failed: 8 features with zero variance" in run.stderr
-    assert "param constant" in run.stderr
+    assert run.checks["TY-CONSTANT"]["message"].startswith("8 features with zero variance")
+    assert run.checks["TY-CONSTANT"]["severity"] == "fail"
 
 
 def test_empty_split_fails_by_default(stage: StageRunner, tmp_path: Path) -> None:
@@ -187,7 +190,7 @@ def test_empty_split_fails_by_default(stage: StageRunner, tmp_path: Path) -> Non
 
     run = stage("split", QUIET, {"dataset": dataset})
     assert run.returncode == 1
-    assert "check TY-EMPTY-SPLIT failed: 2 splits without samples" in run.stderr
+    assert run.checks["TY-EMPTY-SPLIT"]["message"].startswith("2 splits without samples")
 
 
 def test_invalid_check_level_is_rejected(stage: StageRunner, digits_dataset: Path) -> None:

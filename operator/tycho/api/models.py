@@ -366,6 +366,29 @@ class OutputStatus(Model):
     """Content-addressed location in the store."""
 
 
+class TrialStatus(Model):
+    index: int
+    phase: Literal["Pending", "Running", "Succeeded", "Cached", "Failed", "Stopped", "Cancelled"] = "Pending"
+    params: dict[str, ParamValue] = {}
+    """The swept params of this trial."""
+    objective: float | None = None
+    job_name: str | None = None
+    message: str = ""
+
+
+class SweepStatus(Model):
+    trials: int
+    finished: int = 0
+    running: int = 0
+    best: int | None = None
+    """Index of the selected trial, once all trials finished."""
+    objective: str = ""
+    value: float | None = None
+    reason: str = ""
+    """Why the best trial won."""
+    items: list[TrialStatus] = []
+
+
 class StageStatus(Model):
     name: str
     phase: StagePhase = "Pending"
@@ -381,6 +404,8 @@ class StageStatus(Model):
     """URI of the stage's provenance record (in-toto Statement, SLSA Provenance v1)."""
     metrics: dict[str, float] = {}
     """Last value of each metric the stage reported."""
+    sweep: SweepStatus | None = None
+    """A sweep's trials: progress, each trial's params and objective, the pick."""
     message: str = ""
 
 
@@ -390,6 +415,8 @@ class Status(Model):
     """Finished stages / all stages, e.g. 5/7."""
     headline: str = ""
     """The most recent headline metric, e.g. test_accuracy=0.97."""
+    sweeps: str = ""
+    """Sweep progress, e.g. tune 5/12."""
     run_id: str | None = None
     """The run in progress (or last finished): its summary is runs/<runId>.json in the store."""
     spec_digest: str | None = None
@@ -404,6 +431,7 @@ PRINTER_COLUMNS: list[dict[str, object]] = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
     {"name": "Metric", "type": "string", "jsonPath": ".status.headline"},
+    {"name": "Sweep", "type": "string", "jsonPath": ".status.sweeps"},
     {"name": "Run", "type": "string", "jsonPath": ".status.runId", "priority": 1},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]

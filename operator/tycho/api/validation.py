@@ -26,6 +26,7 @@ SHA256 = re.compile(models.SHA256)
 # Job names carry pipeline, stage and 10 hex digits of the cache key; they label pods (63 max).
 JOB_NAME_BUDGET = 63 - 12
 RESERVED_ENV_PREFIX = "TYCHO_"
+SWEEP_OVERRIDES = ("trials", "parallelism", "seed")
 
 
 def _loc_to_path(loc: Iterable[int | str]) -> str:
@@ -283,6 +284,7 @@ def apply_overrides(pipeline: models.ExperimentPipeline, overrides: Mapping[str,
 
     Values are parsed as YAML scalars/lists; a value of another type than the manifest's
     is a problem (``epochs=abc`` when epochs is an int), so a typo never silently runs.
+    ``STAGE.sweep.trials=N`` (also ``parallelism``, ``seed``) changes a sweep.
     """
     problems: list[Problem] = []
     stages = {s.name: s for s in pipeline.spec.stages}
@@ -294,8 +296,20 @@ def apply_overrides(pipeline: models.ExperimentPipeline, overrides: Mapping[str,
         if stage_name not in stages or not param:
             problems.append(Problem(path, "unknown stage", "use STAGE.PARAM=VALUE with one of: " + ", ".join(stages)))
             continue
-        current = stages[stage_name].params.get(param)
         value = yaml.safe_load(raw) if raw.strip() else ""
+        if param.startswith("sweep."):
+            field = param.removeprefix("sweep.")
+            sweep = by_name[stage_name].sweep
+            if sweep is None or field not in SWEEP_OVERRIDES:
+                problems.append(Problem(path, "not a sweep setting that can be overridden" if sweep else
+                                        "the stage has no sweep", "use STAGE.sweep.trials, .parallelism or .seed"
+                                        if sweep else "override params with STAGE.PARAM=VALUE"))
+            elif isinstance(value, bool) or not isinstance(value, int):
+                problems.append(Problem(path, f"expected int, got {value!r}", "give a whole number"))
+            else:
+                setattr(sweep, field, value)
+            continue
+        current = stages[stage_name].params.get(param)
         if current is not None and not _same_type(current, value):
             problems.append(Problem(path, f"expected {type(current).__name__}, got {value!r}",
                                     f"give a {type(current).__name__} value like {current!r}"))

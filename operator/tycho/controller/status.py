@@ -50,7 +50,25 @@ def stage_status(result: documents.StageResult, store_url: str) -> models.StageS
         outputs=[models.OutputStatus(name=n, sha256=d, uri=f"{store_url}/{layout.object_rel(d)}")
                  for n, d in sorted(result.outputs.items())],
         provenance=f"{store_url}/{result.record}" if result.record else None,
-        metrics=dict(result.metrics), message=result.message)
+        metrics=dict(result.metrics), message=result.message, sweep=_sweep(result))
+
+
+def _sweep(result: documents.StageResult) -> models.SweepStatus | None:
+    if result.trials is None:
+        return None
+    finished = ("Succeeded", "Cached", "Stopped", "Failed")
+    pick = result.selection
+    return models.SweepStatus(
+        trials=len(result.trials), finished=sum(t.phase in finished for t in result.trials),
+        running=sum(t.phase == "Running" for t in result.trials), best=pick.trial if pick else None,
+        objective=pick.metric if pick else "", value=pick.value if pick else None, reason=pick.reason if pick else "",
+        items=[models.TrialStatus(index=t.index, phase=t.phase, params=t.params, objective=t.objective,
+                                  job_name=t.execution, message=t.message) for t in result.trials])
+
+
+def sweeps(stages: Sequence[models.StageStatus]) -> str:
+    """``tune 5/12``: the trials of each sweep that have finished."""
+    return ", ".join(f"{s.name} {s.sweep.finished}/{s.sweep.trials}" for s in stages if s.sweep is not None)
 
 
 def phase(stages: Sequence[models.StageStatus], suspended: bool) -> models.PipelinePhase:
@@ -107,6 +125,7 @@ def build(prior: models.Status, *, stages: list[models.StageStatus], run_id: str
     conds = set_condition(conds, "Degraded", bool(failed), "StageFailed" if failed else "AsExpected",
                           message if failed else "", generation, now)
     return models.Status(phase=current, progress=progress(stages), headline=headline(stages) or prior.headline,
+                         sweeps=sweeps(stages),
                          run_id=run_id, spec_digest=spec_digest, observed_generation=generation, stages=stages,
                          conditions=_ordered(conds), message=message)
 
