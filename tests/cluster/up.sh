@@ -111,20 +111,12 @@ on_error() {
 trap on_error ERR
 
 # ---------------------------------------------------------------------------
-# Ports: ask the kernel for free loopback ports (bind to 0) all at once so
-# they are distinct; recorded in cluster.env for tests.  Dynamic ports let
-# several worktrees / CI jobs run clusters side by side.
+# Ports: free loopback ports, distinct, recorded in cluster.env for tests.
+# Dynamic ports let several worktrees / CI jobs run clusters side by side;
+# tycho_free_ports picks them outside the kernel's ephemeral range, so no
+# outgoing connection takes one between now and the daemon's bind.
 # ---------------------------------------------------------------------------
-read -r ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHED_PORT KWOK_PORT S3_PORT S3_CONSOLE_PORT < <(
-  python3 -c '
-import socket
-socks = []
-for _ in range(8):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-')
+read -r ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHED_PORT KWOK_PORT S3_PORT S3_CONSOLE_PORT < <(tycho_free_ports 8)
 API_URL="https://127.0.0.1:$API_PORT"
 S3_URL="http://127.0.0.1:$S3_PORT"
 
@@ -219,7 +211,7 @@ start() {
   while [[ $1 != -- ]]; do envs+=("$1"); shift; done
   shift
   env "${envs[@]}" setsid "$@" >"$S/logs/$name.log" 2>&1 </dev/null 8>&- &
-  echo $! >"$S/pids/$name.pid"
+  tycho_record_pid "$name" "$!"
 }
 
 # wait_for <description> <command...>: poll until the command succeeds; fail
