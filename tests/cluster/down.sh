@@ -21,6 +21,12 @@ if [[ ! -f $S/.tycho-cluster ]]; then
   exit 1
 fi
 
+# The real node first (node.sh), while the API server is there to let kubelet
+# stop its pods; it also undoes what kubelet and containerd changed on the host.
+if [[ -f $S/node.env || $(cat /var/lib/tycho-node/owner 2>/dev/null) == "$S" ]]; then
+  bash "$(dirname "${BASH_SOURCE[0]}")/node.sh" down || tycho_log "WARNING: stopping the real node failed"
+fi
+
 # Stop in reverse start order: clients before the apiserver, etcd last, so
 # nothing logs a storm of connection errors while shutting down.
 procs=()   # "pid starttime" of each process signalled

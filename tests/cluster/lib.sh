@@ -11,9 +11,10 @@ TYCHO_COMPONENTS=(etcd minio kube-apiserver kube-controller-manager kube-schedul
 tycho_log() { printf '[cluster %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
 # tycho_pid <component>: the recorded pid (empty if none).  A pid file holds
-# "PID STARTTIME" (see tycho_record_pid); older ones hold just the pid.
+# "PID STARTTIME" (see tycho_record_pid); older ones hold just the pid.  Pid
+# files live in $TYCHO_PID_DIR (default $TYCHO_CLUSTER_DIR/pids).
 tycho_pid() {
-  local f="$TYCHO_CLUSTER_DIR/pids/$1.pid" pid _
+  local f="${TYCHO_PID_DIR:-$TYCHO_CLUSTER_DIR/pids}/$1.pid" pid _
   if [[ -s $f ]]; then read -r pid _ <"$f" && printf '%s\n' "$pid"; fi
 }
 
@@ -35,19 +36,19 @@ tycho_proc_stat() {
 # (its /proc/PID/cmdline may then still be this shell's).  A child that has
 # already exited and been reaped gets no start time: it is not alive.
 tycho_record_pid() {
-  local f="$TYCHO_CLUSTER_DIR/pids/$1.pid" st start=""
+  local f="${TYCHO_PID_DIR:-$TYCHO_CLUSTER_DIR/pids}/$1.pid" st start=""
   if st="$(tycho_proc_stat "$2")"; then start="${st#* }"; fi
   printf '%s %s\n' "$2" "$start" >"$f.tmp"
   mv -f "$f.tmp" "$f"
 }
 
 # tycho_free_ports <n> [address]: n distinct TCP ports free on the address
-# (127.0.0.1), on one line.  Taken below the ephemeral range
-# (net.ipv4.ip_local_port_range) where the kernel never picks a port by itself,
-# so neither a bind(0) elsewhere nor the source port of an outgoing connection
-# can take one before the daemon that gets it binds it.
+# (default 0.0.0.0: free on every address), on one line.  Taken below the
+# ephemeral range (net.ipv4.ip_local_port_range) where the kernel never picks
+# a port by itself, so neither a bind(0) elsewhere nor the source port of an
+# outgoing connection can take one before the daemon that gets it binds it.
 tycho_free_ports() {
-  python3 - "$1" "${2:-127.0.0.1}" <<'PY'
+  python3 - "$1" "${2:-0.0.0.0}" <<'PY'
 import random, socket, sys
 n, addr = int(sys.argv[1]), sys.argv[2]
 try:
@@ -96,19 +97,21 @@ tycho_lock() {
 # the writer gets SIGPIPE) and no reading of /proc/PID/cmdline (just after the
 # fork it is still the parent shell's).
 tycho_alive() {
-  local f="$TYCHO_CLUSTER_DIR/pids/$1.pid" pid start st cmdline
+  local f="${TYCHO_PID_DIR:-$TYCHO_CLUSTER_DIR/pids}/$1.pid" pid start st cmdline
   [[ -s $f ]] || return 1
   read -r pid start <"$f" || [[ -n ${pid:-} ]] || return 1
   [[ $pid =~ ^[0-9]+$ ]] || return 1
   st="$(tycho_proc_stat "$pid")" || return 1
   [[ ${st%% *} != Z && ${st%% *} != X ]] || return 1
+  # (No bare `return` here: inside a trap handler, such as up.sh's on_error,
+  # it would return the status of the command that fired the trap.)
   if [[ -n ${start:-} ]]; then
-    [[ ${st#* } == "$start" ]]
-    return
+    [[ ${st#* } == "$start" ]] && return 0
+    return 1
   fi
   # A pid file from before start times were recorded: its command line must
   # mention the state dir.
-  cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 1
+  cmdline="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")" || return 1
   [[ $cmdline == *"$TYCHO_CLUSTER_DIR"* ]]
 }
 

@@ -27,7 +27,7 @@ leftovers() { # processes whose command line still names the state dir
   local p out=()
   for p in /proc/[0-9]*; do
     [[ -r $p/cmdline ]] || continue
-    [[ $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) == *"$TYCHO_CLUSTER_DIR"* ]] && out+=("${p#/proc/}")
+    [[ $(tr '\0' ' ' 2>/dev/null <"$p/cmdline") == *"$TYCHO_CLUSTER_DIR"* ]] && out+=("${p#/proc/}")
   done
   printf '%s\n' "${out[@]}"
 }

@@ -19,6 +19,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from tycho.stage import invocation
+
 REPO = Path(__file__).resolve().parents[2]
 VERSION: str = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 BASE = "localhost/tycho/python-base:3.11-bookworm"
@@ -87,6 +89,40 @@ def ensure_built(targets: Sequence[str] = ("operator", "stage-cpu")) -> dict[str
                               capture_output=True, text=True, check=True)
         ids[target] = "sha256:" + proc.stdout.strip().removeprefix("sha256:")
     return ids
+
+
+def stage_invocation(store_url: str, data_uri: str, data_sha256: str) -> invocation.Invocation:
+    """The one stage invocation the image and real-node tests run (kept in one place: it
+    follows the wrapper's contract, tycho.stage.invocation).
+
+    The stage reads its input ``data`` ("42\\n") and params, writes one output and a metric,
+    and reports what it saw of its container: its uid and whether it could write to /. Its
+    output is ``STAGE_OUTPUT`` when it ran as uid 10001 on a read-only root.
+    """
+    script = (
+        "import json, os, pathlib\n"
+        "params = json.loads(pathlib.Path(os.environ['TYCHO_PARAMS']).read_text())\n"
+        "data = (pathlib.Path(os.environ['TYCHO_INPUTS']) / 'data').read_text()\n"
+        "try:\n"
+        "    open('/probe', 'w'); root = 'writable'\n"
+        "except OSError:\n"
+        "    root = 'read-only'\n"
+        "out = pathlib.Path(os.environ['TYCHO_OUTPUTS']) / 'report.txt'\n"
+        "out.write_text(f\"{data.strip()}x{params['factor']} uid={os.getuid()} root={root}\\n\")\n"
+        "with open(os.environ['TYCHO_METRICS'], 'a') as m:\n"
+        "    m.write(json.dumps({'accuracy': 0.5}) + '\\n')\n"
+        "print('stage done')\n")
+    return invocation.Invocation(
+        pipeline={"name": "image-test", "namespace": "local", "uid": "0", "generation": 1},
+        run_id="image-test-1", stage="report", invocation_id="image-test-1/report", store=store_url,
+        image=invocation.ImageRef(reference=ref("stage-cpu")), command=["python", "-c", script],
+        params={"factor": 3}, inputs=[invocation.InputRef(name="data", uri=data_uri, sha256=data_sha256)],
+        outputs=["report.txt"], code=invocation.CodeRef(digest="0" * 64, workdir="/app/pipeline"),
+        cache_key="1" * 64)
+
+
+# The output of stage_invocation's stage given "42\n", run as uid 10001 on a read-only root.
+STAGE_OUTPUT = b"42x3 uid=10001 root=read-only\n"
 
 
 def run(image: str, *args: str, options: Sequence[str] = (), timeout: float = 300,

@@ -16,7 +16,6 @@ import pytest
 
 import tycho
 from tycho.provenance import code
-from tycho.stage import invocation
 
 from . import _images
 
@@ -58,41 +57,13 @@ def test_stage_image_carries_the_pipeline_code_it_is_labelled_with(images: dict[
     assert label == baked == expected
 
 
-def stage_invocation(store_url: str, data_uri: str, data_sha256: str) -> invocation.Invocation:
-    """The one invocation these tests run (kept in one place: it follows the wrapper's contract).
-
-    The stage reads its input and params, writes one output and a metric, and reports
-    what it could see of its container: its uid and whether it could write to /.
-    """
-    script = (
-        "import json, os, pathlib\n"
-        "params = json.loads(pathlib.Path(os.environ['TYCHO_PARAMS']).read_text())\n"
-        "data = (pathlib.Path(os.environ['TYCHO_INPUTS']) / 'data').read_text()\n"
-        "try:\n"
-        "    open('/probe', 'w'); root = 'writable'\n"
-        "except OSError:\n"
-        "    root = 'read-only'\n"
-        "out = pathlib.Path(os.environ['TYCHO_OUTPUTS']) / 'report.txt'\n"
-        "out.write_text(f\"{data.strip()}x{params['factor']} uid={os.getuid()} root={root}\\n\")\n"
-        "with open(os.environ['TYCHO_METRICS'], 'a') as m:\n"
-        "    m.write(json.dumps({'accuracy': 0.5}) + '\\n')\n"
-        "print('stage done')\n")
-    return invocation.Invocation(
-        pipeline={"name": "image-test", "namespace": "local", "uid": "0", "generation": 1},
-        run_id="image-test-1", stage="report", invocation_id="image-test-1/report", store=store_url,
-        image=invocation.ImageRef(reference=STAGE), command=["python", "-c", script],
-        params={"factor": 3}, inputs=[invocation.InputRef(name="data", uri=data_uri, sha256=data_sha256)],
-        outputs=["report.txt"], code=invocation.CodeRef(digest="0" * 64, workdir="/app/pipeline"),
-        cache_key="1" * 64)
-
-
 def test_stage_image_runs_a_stage_into_a_mounted_file_store(images: dict[str, str], tmp_path: Path) -> None:
     store = tmp_path / "store"
     store.mkdir()
     os.chown(store, _images.UID, _images.UID)
     data = tmp_path / "data.txt"
     data.write_text("42\n")
-    inv = stage_invocation("file:///store", "file:///in/data.txt", hashlib.sha256(b"42\n").hexdigest())
+    inv = _images.stage_invocation("file:///store", "file:///in/data.txt", hashlib.sha256(b"42\n").hexdigest())
     (tmp_path / "invocation.json").write_text(inv.model_dump_json())
 
     proc = _images.run(STAGE, "--invocation", "/in/invocation.json", options=[
@@ -101,7 +72,7 @@ def test_stage_image_runs_a_stage_into_a_mounted_file_store(images: dict[str, st
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "stage done" in proc.stdout
 
-    expected = b"42x3 uid=10001 root=read-only\n"
+    expected = _images.STAGE_OUTPUT
     digest = hashlib.sha256(expected).hexdigest()
     stored = {hashlib.sha256(p.read_bytes()).hexdigest(): p for p in store.rglob("*") if p.is_file()}
     assert digest in stored, f"the output is not in the store: {sorted(str(p) for p in stored.values())}"
