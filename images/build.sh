@@ -20,7 +20,8 @@
 #                       Debian packages: localhost/tycho/python-base:3.11-bookworm
 #   --if-changed        skip an image whose inputs (Dockerfile, lock files, tycho source,
 #                       pipeline code, base image, build arguments) hash the same as those
-#                       of the image already tagged REF (label dev.tycho.build.inputs)
+#                       of the image already tagged REF (label dev.tycho.build.inputs);
+#                       after a rebuild, remove the image it replaced
 #   --dry-run           print the build commands instead of running them
 #   -h, --help          this help
 #
@@ -164,6 +165,8 @@ build() { # <target>
     fi
   fi
   echo "==> $ref ($dockerfile)" >&2
+  local previous=""
+  if (( IF_CHANGED && ! DRY )); then previous="$(image_id "$ref" || true)"; fi
   if (( PODMAN )); then
     args+=(--layers --ignorefile "$ROOT/$dockerfile.dockerignore")
     if [[ -n $CA_BUNDLE && -r $CA_BUNDLE ]]; then args+=(--volume "$CA_BUNDLE:/etc/ssl/certs/ca-certificates.crt:ro"); fi
@@ -178,6 +181,10 @@ build() { # <target>
     (( PUSH )) && run "$DOCKER" push "$ref"
   fi
   (( DRY )) && { DIGEST[$target]="sha256:dry-run"; return 0; }
+  # --if-changed keeps one image per tag: the one it replaced goes (when nothing uses it).
+  if [[ -n $previous && $previous != "$(image_id "$ref")" ]]; then
+    "$DOCKER" rmi "$previous" >/dev/null 2>&1 || true
+  fi
   local digest=""
   if (( PUSH )); then
     if [[ -s $WORK/$target.digest ]]; then
