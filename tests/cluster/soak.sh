@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Start and stop the test control plane N times in a row (default 20) and count
 # the cycles that fail: up.sh must come up healthy every time, down.sh must
-# leave no process and no state behind.  A check for races in up.sh, down.sh
-# and lib.sh (a flaky start shows up as a failed cycle with its log).
+# leave no process and no state behind (with TYCHO_REAL_NODE=1: nor anything of
+# the real node).  A check for races in up.sh, down.sh, node.sh and lib.sh (a
+# flaky start shows up as a failed cycle with its log).
 #
 #   bash tests/cluster/soak.sh [N]
 #
@@ -57,6 +58,18 @@ for (( i=1; i<=N; i++ )); do
   if [[ -n $left ]]; then
     ok=0
     log "cycle $i: processes left running after down.sh: $(echo "$left" | tr '\n' ' ')"
+  fi
+  if [[ ${TYCHO_REAL_NODE:-0} == 1 ]]; then
+    node_left=()
+    for p in /var/lib/tycho-node /var/lib/kubelet /var/log/pods /run/tycho-node /sys/fs/cgroup/pids/kubepods; do
+      [[ -e $p ]] && node_left+=("$p")
+    done
+    grep -q ' /var/lib/kubelet' /proc/self/mountinfo && node_left+=("mounts under /var/lib/kubelet")
+    ip link show tycho0 >/dev/null 2>&1 && node_left+=("bridge tycho0")
+    if (( ${#node_left[@]} )); then
+      ok=0
+      log "cycle $i: the real node left behind: ${node_left[*]}"
+    fi
   fi
   if [[ -e $TYCHO_CLUSTER_DIR ]]; then
     ok=0
