@@ -165,7 +165,7 @@ build() { # <target>
     fi
   fi
   echo "==> $ref ($dockerfile)" >&2
-  local previous=""
+  local started=$SECONDS previous=""
   if (( IF_CHANGED && ! DRY )); then previous="$(image_id "$ref" || true)"; fi
   if (( PODMAN )); then
     args+=(--layers --ignorefile "$ROOT/$dockerfile.dockerignore")
@@ -181,6 +181,7 @@ build() { # <target>
     (( PUSH )) && run "$DOCKER" push "$ref"
   fi
   (( DRY )) && { DIGEST[$target]="sha256:dry-run"; return 0; }
+  echo "==> $ref: built in $((SECONDS - started))s" >&2
   # --if-changed keeps one image per tag: the one it replaced goes (when nothing uses it).
   if [[ -n $previous && $previous != "$(image_id "$ref")" ]]; then
     "$DOCKER" rmi "$previous" >/dev/null 2>&1 || true

@@ -82,7 +82,8 @@ def ensure_built(targets: Sequence[str] = ("operator", "stage-cpu")) -> dict[str
     """Build (or find up to date) the base and ``targets``; target -> image ID (sha256:...)."""
     with _lock():
         _step("base", ["bash", "images/base.sh", "--tag", BASE], timeout=900)
-        _step("build", ["bash", "images/build.sh", "--base", BASE, "--if-changed", *targets], timeout=1800)
+        _step("build-" + "+".join(targets), ["bash", "images/build.sh", "--base", BASE, "--if-changed", *targets],
+              timeout=1800)
     ids = {}
     for target in targets:
         proc = subprocess.run(["podman", "image", "inspect", "--format", "{{.Id}}", ref(target)],

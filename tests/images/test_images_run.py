@@ -85,6 +85,6 @@ def test_stage_image_runs_a_stage_into_a_mounted_file_store(images: dict[str, st
 def test_a_second_build_with_unchanged_inputs_rebuilds_nothing(images: dict[str, str]) -> None:
     again = _images.ensure_built(("operator", "stage-cpu"))
     assert again == images
-    log = (_images.LOG_DIR / "build.log").read_text()
+    log = (_images.LOG_DIR / "build-operator+stage-cpu.log").read_text()
     assert log.count("up to date (inputs ") == 2, log[-2000:]
     assert "(images/stage/Dockerfile)" not in log and "(images/operator/Dockerfile)" not in log
