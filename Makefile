@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: venv demo test verify test-unit test-cluster cluster-build cluster-up cluster-down cluster-smoke bench clean crd
+.PHONY: venv demo test verify test-unit test-cluster host-setup images cluster-build cluster-up cluster-down cluster-smoke bench clean crd
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,8 @@ venv: $(STAMP)
 demo: venv
 	$(BIN)/tycho run pipelines/digits.yaml
 
-## test: set up, check the shape (verify), and run the whole test suite (builds the local control plane once, cached)
-test: venv verify cluster-build
+## test: set up, check the shape (verify), and run the whole test suite (builds the local control plane and the images once, cached)
+test: venv verify host-setup cluster-build
 	$(BIN)/python -m pytest tests
 
 ## verify: mypy --strict, the import-linter layer contracts, and no drift between the API models and the committed CRD
@@ -28,6 +28,15 @@ verify: venv
 	$(BIN)/mypy operator/tycho
 	$(BIN)/lint-imports
 	$(BIN)/tycho crd | diff -u charts/tycho/files/crd.yaml - || { echo "the CRD drifted from tycho.api.models: run make crd" >&2; exit 1; }
+
+## host-setup: podman, buildah, debootstrap, containerd, CNI plugins (apt, when missing) and containers.conf
+host-setup:
+	bash images/setup-host.sh
+
+## images: the Debian-built Python base, then the operator and stage-cpu images (podman; skipped when up to date)
+images: host-setup
+	bash images/base.sh
+	DOCKER=podman bash images/build.sh --base localhost/tycho/python-base:3.11-bookworm --if-changed operator stage-cpu
 
 test-unit: venv
 	$(BIN)/python -m pytest tests/unit

@@ -11,7 +11,8 @@
 # (kube-apiserver and minio are big); see tests/cluster/README.md.
 #
 # Usage: bash tests/cluster/build.sh [component...]
-#   components: kubernetes etcd kwok minio helm kubeconform (default: all)
+#   components: kubernetes etcd kwok minio helm kubeconform kubelet pause
+#   (default: all; kubelet and pause serve the optional real node, node.sh)
 set -euo pipefail
 
 # shellcheck source=tests/cluster/env.sh
@@ -98,6 +99,12 @@ etcd_build() {
     "$GO" build -p "$GO_P" -ldflags "$LDFLAGS_BASE" -o "$OUT/etcd" .)
 }
 
+# --- pause (the real node's sandbox process) ---------------------------------
+pause_build() {
+  (cd "$TYCHO_CLUSTER_SCRIPTS/go/pause" &&
+    "$GO" build -p "$GO_P" -ldflags "$LDFLAGS_BASE" -o "$OUT/pause" .)
+}
+
 # --- tools installed straight from their own module (their go.mod/go.sum) ----
 go_install() { # <package@version> [extra ldflags]
   GOBIN="$OUT" "$GO" install -p "$GO_P" -ldflags "$LDFLAGS_BASE ${2:-}" "$1"
@@ -120,6 +127,14 @@ if want kubernetes; then
   for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
     build_one "$TYCHO_BIN_K8S" "$cmd" k8s_build "$cmd"
   done
+fi
+if want kubelet; then
+  # The real node (TYCHO_REAL_NODE=1, node.sh): the same module version as the
+  # control plane, so node and API server never skew.
+  build_one "$TYCHO_BIN_K8S" kubelet k8s_build kubelet
+fi
+if want pause; then
+  build_one "$TYCHO_BIN_PAUSE" pause pause_build
 fi
 if want kwok; then
   build_one "$TYCHO_BIN_KWOK" kwok go_install "sigs.k8s.io/kwok/cmd/kwok@$TYCHO_KWOK_VERSION" \

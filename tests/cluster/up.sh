@@ -18,6 +18,11 @@
 #                              --subresource=status), so tests control timing.
 #   TYCHO_CLUSTER_DIR          state dir (default <repo>/.cluster)
 #   TYCHO_UP_TIMEOUT           seconds to wait for each readiness step (90)
+#   TYCHO_REAL_NODE=1          also join a real node (kubelet + containerd,
+#                              tests/cluster/node.sh; needs root): pods that
+#                              select and tolerate tycho.dev/real-node=true
+#                              really run.  MinIO then listens on all addresses
+#                              so pods reach it at the node IP (node.env).
 #
 # Idempotent-ish: if all components recorded in .cluster/pids are alive and
 # the apiserver is ready with 3 Ready nodes, it says so and exits 0; a
@@ -31,6 +36,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/lib.sh"
 S="$TYCHO_CLUSTER_DIR"
 AUTOCOMPLETE="${TYCHO_KWOK_AUTOCOMPLETE:-0}"
+REAL_NODE="${TYCHO_REAL_NODE:-0}"
 TIMEOUT="${TYCHO_UP_TIMEOUT:-90}"
 START=$SECONDS
 tycho_lock
@@ -61,6 +67,12 @@ if [[ -d $S/pids ]]; then
     if [[ $AUTOCOMPLETE != "$TYCHO_KWOK_AUTOCOMPLETE" ]]; then
       tycho_log "WARNING: it runs with TYCHO_KWOK_AUTOCOMPLETE=$TYCHO_KWOK_AUTOCOMPLETE, not $AUTOCOMPLETE;" \
         "run down.sh first to switch"
+    fi
+    if [[ $REAL_NODE == 1 ]]; then
+      if [[ ${TYCHO_REAL_NODE_READY:-0} != 1 ]]; then
+        tycho_log "WARNING: it was started without TYCHO_REAL_NODE=1 (MinIO on loopback only); joining the node anyway"
+      fi
+      bash "$HERE/node.sh" up
     fi
     exit 0
   fi
@@ -111,20 +123,12 @@ on_error() {
 trap on_error ERR
 
 # ---------------------------------------------------------------------------
-# Ports: ask the kernel for free loopback ports (bind to 0) all at once so
-# they are distinct; recorded in cluster.env for tests.  Dynamic ports let
-# several worktrees / CI jobs run clusters side by side.
+# Ports: free loopback ports, distinct, recorded in cluster.env for tests.
+# Dynamic ports let several worktrees / CI jobs run clusters side by side;
+# tycho_free_ports picks them outside the kernel's ephemeral range, so no
+# outgoing connection takes one between now and the daemon's bind.
 # ---------------------------------------------------------------------------
-read -r ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHED_PORT KWOK_PORT S3_PORT S3_CONSOLE_PORT < <(
-  python3 -c '
-import socket
-socks = []
-for _ in range(8):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-')
+read -r ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHED_PORT KWOK_PORT S3_PORT S3_CONSOLE_PORT < <(tycho_free_ports 8)
 API_URL="https://127.0.0.1:$API_PORT"
 S3_URL="http://127.0.0.1:$S3_PORT"
 
@@ -174,6 +178,9 @@ issue kube-scheduler "/CN=system:kube-scheduler" clientAuth
 # kwok impersonates many kubelets (nodes, leases, pod status of all nodes);
 # it is test scaffolding, not under test, so it gets admin rights.
 issue kwok "/O=system:masters/CN=kwok-controller" clientAuth
+# The API server's identity towards kubelets (logs, exec, port-forward on the
+# real node; kwok ignores it).
+issue apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
 issue front-proxy-client "/CN=front-proxy-client" clientAuth "" front-proxy-ca
 # Service-account token signing key pair.
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$P/sa.key" 2>/dev/null
@@ -219,7 +226,7 @@ start() {
   while [[ $1 != -- ]]; do envs+=("$1"); shift; done
   shift
   env "${envs[@]}" setsid "$@" >"$S/logs/$name.log" 2>&1 </dev/null 8>&- &
-  echo $! >"$S/pids/$name.pid"
+  tycho_record_pid "$name" "$!"
 }
 
 # wait_for <description> <command...>: poll until the command succeeds; fail
@@ -260,13 +267,16 @@ start etcd -- "$ETCD" --name=tycho --data-dir="$S/etcd" \
   --unsafe-no-fsync --log-level=warn
 
 S3_USER="tycho-$(openssl rand -hex 4)"
+# Pods on the real node reach MinIO at the node's IP; loopback otherwise.
+S3_ADDRESS=127.0.0.1
+[[ $REAL_NODE == 1 ]] && S3_ADDRESS=0.0.0.0
 S3_PASSWORD="$(openssl rand -hex 20)"
 tycho_log "starting minio on 127.0.0.1:$S3_PORT"
 # MINIO_BROWSER=off: no web console; MINIO_UPDATE=off: no update checks
 # (there is no network anyway).
 start minio MINIO_ROOT_USER="$S3_USER" MINIO_ROOT_PASSWORD="$S3_PASSWORD" \
   MINIO_BROWSER=off MINIO_UPDATE=off MINIO_CI_CD=1 HOME="$S/minio" -- \
-  "$MINIO" server --quiet --address "127.0.0.1:$S3_PORT" \
+  "$MINIO" server --quiet --address "$S3_ADDRESS:$S3_PORT" \
   --console-address "127.0.0.1:$S3_CONSOLE_PORT" "$S/minio/data"
 
 wait_for "etcd healthy" curl -sf "http://127.0.0.1:$ETCD_PORT/health"
@@ -298,6 +308,9 @@ start kube-apiserver -- "$APISERVER" \
   --service-account-signing-key-file="$P/sa.key" \
   --service-cluster-ip-range=10.0.0.0/24 \
   --allow-privileged=true \
+  --kubelet-client-certificate="$P/apiserver-kubelet-client.crt" \
+  --kubelet-client-key="$P/apiserver-kubelet-client.key" \
+  --kubelet-preferred-address-types=InternalIP,Hostname \
   --profiling=false
 
 wait_for "kube-apiserver ready" curl -sf --cacert "$P/ca.crt" \
@@ -382,6 +395,7 @@ cat >"$S/cluster.env" <<EOF
 TYCHO_APISERVER_URL=$API_URL
 TYCHO_KUBECONFIG=$S/kubeconfig
 TYCHO_KWOK_AUTOCOMPLETE=$AUTOCOMPLETE
+TYCHO_REAL_NODE_READY=$REAL_NODE
 TYCHO_K8S_VERSION=$TYCHO_K8S_VERSION
 ETCD_PORT=$ETCD_PORT
 APISERVER_PORT=$API_PORT
@@ -401,6 +415,11 @@ wait_for "nodes Ready" kc wait --for=condition=Ready node/cpu-1 node/cpu-2 node/
 # "default" SA exists (created by the serviceaccount controller).
 wait_for "default ServiceAccount" kc -n default get serviceaccount default
 
+if [[ $REAL_NODE == 1 ]]; then
+  tycho_log "joining the real node (TYCHO_REAL_NODE=1)"
+  bash "$HERE/node.sh" up
+fi
+
 trap - ERR
 cat <<EOF
 
@@ -410,6 +429,7 @@ Tycho test cluster is up in $((SECONDS - START))s  (Kubernetes $TYCHO_K8S_VERSIO
   nodes       cpu-1, cpu-2 (pool=cpu, 8 CPU/32Gi), gpu-1 (pool=gpu, 16 CPU/64Gi, 2x nvidia.com/gpu, tainted)
   kwok        pods of Jobs $( [[ $AUTOCOMPLETE == 1 ]] && echo "complete immediately (TYCHO_KWOK_AUTOCOMPLETE=1)" || echo "stay Running until a test patches status.phase (TYCHO_KWOK_AUTOCOMPLETE=0)")
   s3 (minio)  $S3_URL   bucket 'tycho', credentials in $S/s3.env
+$( [[ $REAL_NODE == 1 ]] && echo "  real node   $(sed -n 's/^TYCHO_NODE_NAME=//p' "$S/node.env") (kubelet + containerd): nodeSelector tycho.dev/real-node=true + toleration; $S/node.env" )
   logs        $S/logs/
 
   source tests/cluster/env.sh   # sets KUBECONFIG, AWS_*/TYCHO_S3_* and PATH

@@ -307,9 +307,23 @@ def test_every_pod_meets_the_restricted_pod_security_standard(name: str, scenari
         assert not _restricted_violations(deployment["spec"]["template"]["spec"]), deployment["metadata"]["name"]
 
 
-def test_operator_container_runs_as_uid_1000_with_a_writable_tmp(scenarios: dict[str, Scenario]) -> None:
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_every_pod_runs_as_a_uid_and_gid_of_10000_or_more(name: str, scenarios: dict[str, Scenario]) -> None:
+    """High IDs never collide with a node's own users (no shared files, no shared limits)."""
+    for deployment in s.by_kind(scenarios[name].objects, "Deployment"):
+        spec = deployment["spec"]["template"]["spec"]
+        contexts = [spec.get("securityContext", {})] + [c.get("securityContext", {}) for c in spec["containers"]]
+        for ctx in contexts:
+            for key in ("runAsUser", "runAsGroup", "fsGroup"):
+                if key in ctx:
+                    assert ctx[key] >= 10000, (deployment["metadata"]["name"], key, ctx[key])
+        assert any("runAsUser" in ctx for ctx in contexts), deployment["metadata"]["name"]
+
+
+def test_operator_container_runs_as_uid_10001_with_a_writable_tmp(scenarios: dict[str, Scenario]) -> None:
     spec = s.one(scenarios["default"].objects, "Deployment", "tycho")["spec"]["template"]["spec"]
-    assert spec["securityContext"]["runAsUser"] == 1000
+    assert spec["securityContext"]["runAsUser"] == 10001
+    assert spec["containers"][0]["securityContext"]["runAsUser"] == 10001
     mounts = {m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
     assert "/tmp" in mounts
 

@@ -86,6 +86,13 @@ def test_operator_and_stage_images_share_the_core_pins() -> None:
         assert operator[name][0] == cpu[name][0], name
 
 
+def test_operator_image_user_is_the_one_the_chart_runs_it_as() -> None:
+    values = yaml.safe_load((s.REPO / "charts" / "tycho" / "values.yaml").read_text())["operator"]
+    user = [a for i, a in instructions(IMAGES / "operator" / "Dockerfile") if i == "USER"][-1]
+    assert user == f"{values['podSecurityContext']['runAsUser']}:{values['podSecurityContext']['runAsGroup']}"
+    assert values["securityContext"]["runAsUser"] == values["podSecurityContext"]["runAsUser"]
+
+
 def test_lock_script_targets_the_python_of_the_base_image() -> None:
     lock_py = (IMAGES / "lock.py").read_text()
     python = re.search(r'^PYTHON_VERSION = "(\d+\.\d+)"', lock_py, re.M)
@@ -142,7 +149,9 @@ def test_dockerfile_structure(dockerfile: Path) -> None:
         assert "latest" not in image
     final = ins[max(i for i, (word, _) in enumerate(ins) if word == "FROM"):]
     users = [a for i, a in final if i == "USER"]
-    assert users and re.match(r"^1000(:1000)?$", users[-1]), "runs as uid 1000 (numeric, for runAsNonRoot)"
+    assert users and re.match(r"^10001:10001$", users[-1]), "runs as uid:gid 10001 (numeric, for runAsNonRoot)"
+    assert any(i == "RUN" and "useradd" in a and "--uid 10001" in a and "--no-log-init" in a for i, a in ins), \
+        "the user exists in the image (a name for ps/whoami; --no-log-init keeps lastlog small)"
     assert [i for i, _ in final][-1] in ("CMD", "ENTRYPOINT") and any(i == "ENTRYPOINT" for i, _ in final)
     for i, a in ins:
         if i == "ENTRYPOINT" or i == "CMD":
@@ -204,7 +213,7 @@ def test_code_digest_script_agrees_with_tycho(tmp_path: Path) -> None:
 
 # ---- scripts ------------------------------------------------------------------------------------
 
-SCRIPTS = [IMAGES / "build.sh", s.REPO / "cluster-conf" / "kind-e2e.sh"]
+SCRIPTS = [IMAGES / "build.sh", IMAGES / "base.sh", IMAGES / "setup-host.sh", s.REPO / "cluster-conf" / "kind-e2e.sh"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
@@ -220,13 +229,28 @@ def test_shell_scripts_parse_and_pass_shellcheck(script: Path) -> None:
 
 def test_build_script_dry_run_builds_three_images_and_pins(tmp_path: Path) -> None:
     proc = s.run(["bash", IMAGES / "build.sh", "--dry-run", "--registry", "registry.example/ml", "--push", "--pin"],
-                 env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable, "HOME": str(tmp_path)})
+                 env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable, "HOME": str(tmp_path), "DOCKER": "docker"})
     out = proc.stdout
     digest = code.digest(s.REPO / "pipelines" / "digits")
     for image in ("operator", "stage-cpu", "stage-gpu"):
         assert f"--tag registry.example/ml/{image}:{PYPROJECT['project']['version']}" in out
     assert out.count("--push") == 3 and f"CODE_DIGEST={digest}" in out
     assert "VARIANT=gpu" in out and "images/pin.py" in out
+
+
+def test_build_script_with_podman_passes_the_ignore_file_the_ca_bundle_and_the_base(tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.crt"
+    bundle.write_text("not really a bundle\n")
+    proc = s.run(["bash", IMAGES / "build.sh", "--dry-run", "--base", "localhost/tycho/python-base:3.11-bookworm",
+                  "operator", "stage-cpu"],
+                 env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable, "HOME": str(tmp_path),
+                      "DOCKER": "podman", "CA_BUNDLE": str(bundle)})
+    builds = [line for line in proc.stdout.splitlines() if line.startswith("+ podman build")]
+    assert len(builds) == 2 and "buildx" not in proc.stdout
+    for line, name in zip(builds, ("operator", "stage")):
+        assert f"--ignorefile {s.REPO}/images/{name}/Dockerfile.dockerignore" in line
+        assert f"--volume {bundle}:/etc/ssl/certs/ca-certificates.crt:ro" in line
+        assert "--build-arg PYTHON_IMAGE=localhost/tycho/python-base:3.11-bookworm" in line
 
 
 def test_pin_rewrites_images_and_code_digest_and_keeps_the_manifest_valid(tmp_path: Path) -> None:
