@@ -113,13 +113,16 @@ def stage_invocation(store_url: str, data_uri: str, data_sha256: str) -> invocat
         "with open(os.environ['TYCHO_METRICS'], 'a') as m:\n"
         "    m.write(json.dumps({'accuracy': 0.5}) + '\\n')\n"
         "print('stage done')\n")
-    return invocation.Invocation(
-        pipeline={"name": "image-test", "namespace": "local", "uid": "0", "generation": 1},
-        run_id="image-test-1", stage="report", invocation_id="image-test-1/report", store=store_url,
-        image=invocation.ImageRef(reference=ref("stage-cpu")), command=["python", "-c", script],
-        params={"factor": 3}, inputs=[invocation.InputRef(name="data", uri=data_uri, sha256=data_sha256)],
-        outputs=["report.txt"], code=invocation.CodeRef(digest="0" * 64, workdir="/app/pipeline"),
-        cache_key="1" * 64)
+    # A plain document, validated by the wrapper's own model: only the fields this stage needs.
+    return invocation.Invocation.model_validate({
+        "pipeline": {"name": "image-test", "namespace": "local", "uid": "0", "generation": 1},
+        "run_id": "image-test-1", "stage": "report", "invocation_id": "image-test-1/report",
+        "store": store_url, "image": {"reference": ref("stage-cpu")},
+        "command": ["python", "-c", script], "params": {"factor": 3},
+        "inputs": [{"name": "data", "url": data_uri, "sha256": data_sha256}],
+        "outputs": [{"name": "report.txt"}], "code": {"digest": "0" * 64}, "workdir": "/app/pipeline",
+        "cache_key": "1" * 64,
+    })
 
 
 # The output of stage_invocation's stage given "42\n", run as uid 10001 on a read-only root.
