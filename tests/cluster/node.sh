@@ -495,12 +495,17 @@ node_load() {
       log "$image: already in containerd ($id)"
       continue
     fi
+    local old="${have##*tycho.dev/source-id=}"
+    old="${old%%,*}"
     tmp="$(mktemp -d "${TMPDIR:-/var/tmp}/tycho-load.XXXXXX")"
     "$engine" save --format docker-archive -o "$tmp/image.tar" "$image" >/dev/null 2>&1 ||
       "$engine" save -o "$tmp/image.tar" "$image"
     ctr_ images import "$tmp/image.tar" >/dev/null
     rm -rf -- "$tmp"
     ctr_ images label "$image" "tycho.dev/source-id=$id" >/dev/null
+    # The image this one replaces: drop its ID reference (CRI's) so containerd's garbage
+    # collector frees the layers no other image uses (the image cache stays bounded).
+    if [[ $old == sha256:* && $old != "$id" ]]; then ctr_ images rm "$old" >/dev/null 2>&1 || true; fi
     log "$image: imported into containerd in $((SECONDS - start))s ($id)"
   done
 }

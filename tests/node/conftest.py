@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -134,6 +135,7 @@ def real_node() -> Iterator[RealNode]:
         if started is not None:
             env = dict(os.environ, TYCHO_CLUSTER_DIR=str(started))
             subprocess.run(["bash", str(SCRIPTS / "down.sh")], env=env, capture_output=True, timeout=300)
+            shutil.rmtree(started.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
