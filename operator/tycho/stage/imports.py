@@ -78,8 +78,17 @@ def read(path: Path) -> dict[str, str]:
     return distributions(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 
 
+@functools.lru_cache(maxsize=None)
+def version(name: str) -> str | None:
+    """The installed version of one distribution (read alone: checking a cache hit must not
+    parse the metadata of every installed distribution)."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def mismatch(recorded: Mapping[str, str]) -> list[str]:
     """How the installed distributions differ from those a stage used, e.g. ``numpy 1.26.4 -> 2.0.0``."""
-    now = installed()
-    return [f"{name} {version} -> {now.get(name, '(not installed)')}"
-            for name, version in sorted(recorded.items()) if now.get(name) != version]
+    now = {name: version(name) for name in recorded}
+    return [f"{name} {v} -> {now[name] or '(not installed)'}" for name, v in sorted(recorded.items()) if now[name] != v]
