@@ -47,9 +47,9 @@ def test_fields_carry_descriptions_for_kubectl_explain() -> None:
         assert stage["properties"][field].get("description"), field
 
 
-def test_printer_columns_show_phase_progress_metric_and_age() -> None:
+def test_printer_columns_show_phase_progress_metric_sweeps_and_age() -> None:
     columns = crd.build_crd()["spec"]["versions"][0]["additionalPrinterColumns"]
-    assert [c["name"] for c in columns if not c.get("priority")] == ["Phase", "Progress", "Metric", "Age"]
+    assert [c["name"] for c in columns if not c.get("priority")] == ["Phase", "Progress", "Metric", "Sweep", "Age"]
 
 
 def test_reference_pipeline_satisfies_the_crd_schema() -> None:
