@@ -154,7 +154,9 @@ def compare_curves(board: state.Board, run_ids: Sequence[str], stage: str, metri
     summaries = {r: board.summary(r) for r in run_ids}
     for run_id, summary in summaries.items():
         for st, (found, live) in curves_mod.run_series(board.store, summary).items():
-            names.setdefault(st, set()).update(found)
+            curves = {m for m, points in found.items() if len(points) > 1 or live}
+            if curves:
+                names.setdefault(st, set()).update(curves)
             if st == stage:
                 series[run_id] = found
                 if metric in found:
@@ -201,12 +203,14 @@ def trials(board: state.Board, run_ids: Sequence[str]) -> list[dict[str, Any]]:
     """Trials of searches inside the runs (an output named ``trials``: a list of objects, or
     an object holding one), flattened, for the parallel-coordinates view."""
     out: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for run_id in run_ids:
         summary = board.summary(run_id)
         for stage in rows.ordered(summary):
             digest = stage.outputs.get("trials")
-            if not digest:
+            if not digest or digest in seen:  # a cache hit shares its trials with the run that made them
                 continue
+            seen.add(digest)
             try:
                 doc = json.loads(board.store.get_bytes(digest))
             except (OSError, ValueError):
