@@ -290,7 +290,7 @@ def cmd_index(args: argparse.Namespace, out: Console) -> int:
 
     index = db.Index(store_mod.Store(_store(args)), args.index)
     try:
-        report = index.rebuild() if args.action == "rebuild" else index.sync()
+        report = index.rebuild() if args.action == "rebuild" else index.sync(force_listing=True)
         count = int(index.conn.execute("SELECT count(*) FROM runs").fetchone()[0])
     finally:
         index.close()

@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS io(digest TEXT NOT NULL, run INTEGER NOT NULL, stage 
   name TEXT NOT NULL, PRIMARY KEY(digest, run, stage, role, name)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS io_by_run ON io(run);
 """
+_SETTLED = "settled"
+"""Stands for "the fingerprint the index already has" in a listing that skipped the stat."""
 _RUN_COLUMNS = ("run_id", "pipeline", "owner", "phase", "created_at", "finished_at", "heartbeat_at", "executor",
                 "host", "pid", "namespace", "description", "message", "reproduces", "code_digest", "code_commit",
                 "spec_digest", "stages", "executed", "hits", "headline_name", "headline_value", "repeat_of",
@@ -198,21 +200,26 @@ class Index:
 
     # ---- keeping in step --------------------------------------------------------------
     def sync(self, *, force_listing: bool = False) -> SyncReport:
+        """Bring the index in step with ``runs/``. Without ``force_listing`` a local store
+        fingerprints (stats) only new summaries and those of unfinished runs: a finished
+        run's summary is not rewritten (``tycho index rebuild`` covers anything else)."""
         started = time.perf_counter()
         report = SyncReport()
         folder = _folder_stamp(self.store)
         if force_listing or folder is None or folder != self._meta("runs_folder"):
             report.listed = True
-            listed = dict(_listing(self.store))
-            known = dict(self.conn.execute("SELECT run_id, stamp FROM runs").fetchall())
-            changed = [r for r, s in listed.items() if known.get(r) != s]
+            known = {r: (s, p) for r, s, p in self.conn.execute("SELECT run_id, stamp, phase FROM runs")}
+            unfinished = {r for r, (_, p) in known.items() if p not in documents.FINISHED or p == "Lost"}
+            listed = dict(_listing(self.store, None if force_listing else set(known) - unfinished))
+            listed = {r: (known[r][0] if s == _SETTLED else s) for r, s in listed.items()}
+            changed = [r for r, s in listed.items() if s is None or known.get(r, (None, None))[0] != s]
             with self.conn:
                 for n, run_id in enumerate(changed):
                     summary = _read(self.store, run_id)
                     if summary is None:
                         report.unreadable.append(run_id)
                         continue
-                    if self.put(summary, listed[run_id]):
+                    if self.put(summary, listed[run_id] or _stamp_of(self.store, run_id)):
                         report.added += 1
                     else:
                         report.updated += 1
@@ -282,8 +289,9 @@ def _folder_stamp(store: store_mod.Store) -> str | None:
         return "absent"
 
 
-def _listing(store: store_mod.Store) -> Iterator[tuple[str, str]]:
-    """(run id, fingerprint) of every summary in the store."""
+def _listing(store: store_mod.Store, settled: set[str] | None = None) -> Iterator[tuple[str, str | None]]:
+    """(run id, fingerprint) of every summary in the store; on a local store the runs in
+    ``settled`` (finished, already indexed) keep their indexed fingerprint: no stat."""
     if store.local:
         try:
             entries: Iterable[os.DirEntry[str]] = os.scandir(store.local_path(layout.RUNS))
@@ -291,8 +299,12 @@ def _listing(store: store_mod.Store) -> Iterator[tuple[str, str]]:
             return
         for entry in entries:
             if entry.name.endswith(".json") and ".tmp-" not in entry.name:
+                run_id = entry.name[:-5]
+                if settled is not None and run_id in settled:
+                    yield run_id, _SETTLED
+                    continue
                 st = entry.stat()
-                yield entry.name[:-5], f"{st.st_mtime_ns}:{st.st_size}"
+                yield run_id, f"{st.st_mtime_ns}:{st.st_size}"
         return
     folder = f"{store.root}/{layout.RUNS}"
     with contextlib.suppress(FileNotFoundError):

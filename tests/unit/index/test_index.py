@@ -95,11 +95,13 @@ def test_since_keeps_recent_runs(index: db.Index) -> None:
 
 def test_sync_reads_only_what_changed_and_forgets_deleted_runs(index: db.Index, store: store_mod.Store) -> None:
     assert index.sync().listed is False  # nothing written since: not even a listing
-    rf.save(store, rf.summary("demo-e", minute=5, accuracy=0.99))
+    rf.save(store, rf.summary("demo-e", minute=5, accuracy=0.99, phase="Running"))
     report = index.sync()
     assert (report.added, report.updated, report.removed) == (1, 0, 0)
+    assert query.list_runs(index).runs[0].phase == "Running"
     rf.save(store, rf.summary("demo-e", minute=5, accuracy=0.5))
     assert index.sync().updated == 1
+    assert query.list_runs(index).runs[0].phase == "Succeeded"
     os.unlink(store.local_path(layout.summary_rel("demo-a")))
     assert index.sync().removed == 1
     assert ids(query.list_runs(index, sort="test_accuracy")) == ["demo-b", "demo-e", "demo-c"]

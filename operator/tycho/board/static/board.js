@@ -27,7 +27,9 @@ const Board = (() => {
   // ---- leaderboard ------------------------------------------------------------------------
   function leaderboard(live) {
     const button = $("#compare-button");
-    const picked = () => $$("input.pick:checked").map((c) => c.value);
+    // Compared oldest first: the first run is the baseline the others are diffed against.
+    const picked = () => $$("input.pick:checked").map((c) => [c.closest("tr").dataset.created, c.value]).sort()
+      .map((pair) => pair[1]);
     document.addEventListener("change", (e) => {
       if (e.target.classList && e.target.classList.contains("pick")) button.disabled = picked().length < 2;
     });
