@@ -368,6 +368,10 @@ def cmd_stage_exec(args: argparse.Namespace) -> int:
     return 0
 
 
+VIEWS = {"runs": cmd_runs, "show": cmd_show, "diff": cmd_diff, "index": cmd_index, "board": cmd_board}
+"""Commands that only read the store (through the run index)."""
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tycho", description="Reproducible ML pipelines with provenance.")
     p.add_argument("--version", action="version", version=f"tycho {__version__}")
@@ -450,18 +454,23 @@ def main(argv: list[str] | None = None) -> int:
         return operator_main.run(verbose=args.verbose)
     from rich.console import Console
 
+    out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
+    if args.command in VIEWS:  # read the store only: no manifest, so no API models to import (fast start)
+        try:
+            return VIEWS[args.command](args, out)
+        except _Invalid as bad:
+            err.print(f"error {bad}", markup=False, highlight=False)
+            return EXIT_INVALID
+        except (LookupError, FileNotFoundError) as missing:
+            err.print(f"error {str(missing).strip(chr(34) + chr(39))}", markup=False, highlight=False)
+            return EXIT_INVALID
     from tycho.api import problems
 
-    out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     try:
         if args.command in {"run", "reproduce"}:
             return {"run": cmd_run, "reproduce": cmd_reproduce}[args.command](args, out, err)
-        handler = {"validate": cmd_validate, "explain": cmd_explain, "lineage": cmd_lineage, "runs": cmd_runs,
-                   "show": cmd_show, "diff": cmd_diff, "index": cmd_index, "board": cmd_board}
+        handler = {"validate": cmd_validate, "explain": cmd_explain, "lineage": cmd_lineage}
         return handler[args.command](args, out)
-    except _Invalid as bad:
-        err.print(f"error {bad}", markup=False, highlight=False)
-        return EXIT_INVALID
     except problems.InvalidManifest as invalid:
         if getattr(args, "json", False):
             _emit(args, {"valid": False, "problems": [p.__dict__ for p in invalid.problems]})

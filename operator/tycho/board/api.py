@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
+from pydantic import alias_generators
 
 from tycho.board import graph, state, tables, verification
 from tycho.index import lookups, query, rows
@@ -21,7 +22,7 @@ MAX_LOG_BYTES = 2_000_000
 
 
 class Model(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(alias_generator=pydantic.alias_generators.to_camel, populate_by_name=True)
+    model_config = pydantic.ConfigDict(alias_generator=alias_generators.to_camel, populate_by_name=True)
 
 
 class ListingArgs(Model):

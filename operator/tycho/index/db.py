@@ -20,10 +20,12 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import pydantic
+from typing import TYPE_CHECKING
 
-from tycho.index import rows as rows_mod
-from tycho.provenance import documents, layout, runs, store as store_mod
+from tycho.provenance import layout, store as store_mod
+
+if TYPE_CHECKING:
+    from tycho.provenance import documents
 
 SCHEMA_VERSION = "3"
 SCHEMA = """
@@ -53,6 +55,8 @@ CREATE TABLE IF NOT EXISTS io(digest TEXT NOT NULL, run INTEGER NOT NULL, stage 
   name TEXT NOT NULL, PRIMARY KEY(digest, run, stage, role, name)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS io_by_run ON io(run);
 """
+FINISHED = ("Succeeded", "Failed", "Cancelled", "Superseded", "Lost")
+"""documents.FINISHED (kept here so listing needs no pydantic import; a test checks they agree)."""
 _SETTLED = "settled"
 """Stands for "the fingerprint the index already has" in a listing that skipped the stat."""
 _RUN_COLUMNS = ("run_id", "pipeline", "owner", "phase", "created_at", "finished_at", "heartbeat_at", "executor",
@@ -143,6 +147,8 @@ class Index:
 
     def put(self, summary: documents.RunSummary, stamp: str | None = None) -> bool:
         """Add or replace one run (the caller commits); True when it was new."""
+        from tycho.index import rows as rows_mod
+
         row = rows_mod.of(summary)
         values = [getattr(row, c) for c in _RUN_COLUMNS]
         old = self.conn.execute("SELECT id FROM runs WHERE run_id=?", (row.run_id,)).fetchone()
@@ -209,7 +215,7 @@ class Index:
         if force_listing or folder is None or folder != self._meta("runs_folder"):
             report.listed = True
             known = {r: (s, p) for r, s, p in self.conn.execute("SELECT run_id, stamp, phase FROM runs")}
-            unfinished = {r for r, (_, p) in known.items() if p not in documents.FINISHED or p == "Lost"}
+            unfinished = {r for r, (_, p) in known.items() if p not in FINISHED or p == "Lost"}
             listed = dict(_listing(self.store, None if force_listing else set(known) - unfinished))
             listed = {r: (known[r][0] if s == _SETTLED else s) for r, s in listed.items()}
             changed = [r for r, s in listed.items() if s is None or known.get(r, (None, None))[0] != s]
@@ -238,6 +244,10 @@ class Index:
         """Runs still marked Running on this machine's executors whose process died are Lost."""
         rows = self.conn.execute("SELECT id, run_id, pipeline, created_at, heartbeat_at, executor, host, pid "
                                  "FROM runs WHERE phase='Running' AND executor != 'kubernetes'").fetchall()
+        if not rows:
+            return
+        from tycho.provenance import documents, runs
+
         lost = []
         for rid, run_id, pipeline, created, beat, executor, host, pid in rows:
             shell = documents.RunSummary(run_id=run_id, pipeline=pipeline, created_at=created, heartbeat_at=beat,
@@ -273,6 +283,10 @@ def _connect(path: str) -> sqlite3.Connection:
 
 
 def _read(store: store_mod.Store, run_id: str) -> documents.RunSummary | None:
+    import pydantic
+
+    from tycho.provenance import documents
+
     try:
         return documents.RunSummary.model_validate(store.read_json(layout.summary_rel(run_id)))
     except (OSError, ValueError, pydantic.ValidationError):

@@ -10,12 +10,13 @@
 from __future__ import annotations
 
 import pydantic
+from pydantic import alias_generators
 
 from tycho.index import db
 
 
 class Model(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(alias_generator=pydantic.alias_generators.to_camel, populate_by_name=True)
+    model_config = pydantic.ConfigDict(alias_generator=alias_generators.to_camel, populate_by_name=True)
 
 
 class Execution(Model):

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import pydantic
+from pydantic import alias_generators
 
 from tycho.index import db, filters
 from tycho.index.filters import Cond, Expr
@@ -35,7 +36,7 @@ PREFIXES = {"metrics.": ("metric", "stage_metric"), "metric.": ("metric", "stage
 
 
 class Model(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(alias_generator=pydantic.alias_generators.to_camel, populate_by_name=True)
+    model_config = pydantic.ConfigDict(alias_generator=alias_generators.to_camel, populate_by_name=True)
 
 
 class Column(Model):

@@ -14,6 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 import pydantic
+from pydantic import alias_generators
 
 from tycho.index import rows
 from tycho.provenance import documents, layout, metrics as metrics_mod, record, store as store_mod
@@ -22,7 +23,7 @@ Point = tuple[int, float]
 
 
 class Model(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(alias_generator=pydantic.alias_generators.to_camel, populate_by_name=True)
+    model_config = pydantic.ConfigDict(alias_generator=alias_generators.to_camel, populate_by_name=True)
 
 
 class Curve(Model):

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pydantic
+from pydantic import alias_generators
 
 from tycho.index import rows
 from tycho.planning import cachekey
@@ -28,7 +29,7 @@ MAX_FILE_BYTES = 1_000_000
 
 
 class Model(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(alias_generator=pydantic.alias_generators.to_camel, populate_by_name=True)
+    model_config = pydantic.ConfigDict(alias_generator=alias_generators.to_camel, populate_by_name=True)
 
 
 class Row(Model):

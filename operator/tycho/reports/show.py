@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 import pydantic
+from pydantic import alias_generators
 
 from tycho.index import rows
 from tycho.provenance import documents, layout, media, metrics as metrics_mod, runs, store as store_mod, tree
 
 
 class Model(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(alias_generator=pydantic.alias_generators.to_camel, populate_by_name=True)
+    model_config = pydantic.ConfigDict(alias_generator=alias_generators.to_camel, populate_by_name=True)
 
 
 class Artifact(Model):

@@ -15,9 +15,13 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from tycho.index import query
+from typing import TYPE_CHECKING
+
 from tycho.provenance import metrics as metrics_mod
-from tycho.reports import diff as diff_mod, show as show_mod
+
+if TYPE_CHECKING:
+    from tycho.index import query
+    from tycho.reports import diff as diff_mod, show as show_mod
 
 PHASE_STYLE = {"Succeeded": "green", "Cached": "cyan", "Failed": "red", "Running": "yellow", "Lost": "magenta",
                "Cancelled": "yellow", "Superseded": "dim"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pydantic
+from pydantic import alias_generators
 
 from tycho.index import rows
 from tycho.provenance import documents, store as store_mod
@@ -17,7 +18,7 @@ from tycho.reports import lineage
 
 
 class Trace(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(alias_generator=pydantic.alias_generators.to_camel, populate_by_name=True)
+    model_config = pydantic.ConfigDict(alias_generator=alias_generators.to_camel, populate_by_name=True)
 
     run_id: str
     metric: str
