@@ -72,6 +72,10 @@ def leaderboard(request: Request, board: state.Board) -> Response:
     pipelines = [r[0] for r in board.index.conn.execute("SELECT DISTINCT pipeline FROM runs ORDER BY pipeline")]
     names = query.names(board.index, limit=400)
     numeric = [c.key for c in result.columns if c.kind in ("metric", "stage_metric", "param")]
+    if not numeric:  # the default view: the most common params, then the headline metric
+        numeric = [n["name"] for n in names if n["kind"] == "param"][:4]
+        best = result.runs[0].headline if result.runs else {}
+        numeric += list(best)[:1]
     return render("leaderboard.html", title="Leaderboard", result=result, args=args, pipelines=pipelines,
                   names=names, listing_url=listing_url, sort_url=sort_url, numeric=numeric,
                   live=any(r.phase == "Running" for r in result.runs), store=board.store.url)

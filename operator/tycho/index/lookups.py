@@ -76,7 +76,14 @@ def same_inputs_different_outputs(index: db.Index, limit: int = 200) -> list[Gro
 
 def downstream(index: db.Index, digest: str, max_rounds: int = 50) -> Downstream:
     conn = index.conn
-    digest = digest.removeprefix("sha256:")
+    digest = digest.removeprefix("sha256:").strip().lower()
+    if len(digest) < 64:  # a prefix, as people copy them from tables
+        found = [r[0] for r in conn.execute("SELECT DISTINCT digest FROM io WHERE digest LIKE ? LIMIT 2",
+                                            (digest.replace("%", "") + "%",))]
+        if len(found) != 1:
+            raise LookupError(f"{digest!r} names {'no' if not found else 'more than one'} digest of any run's "
+                              "inputs or outputs (give more of it)")
+        digest = found[0]
     seen = {digest}
     frontier = {digest}
     touched: dict[int, set[str]] = {}
