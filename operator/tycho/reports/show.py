@@ -106,17 +106,28 @@ def consumed(summary: documents.RunSummary) -> set[str]:
             for i in s.get("inputs", []) if isinstance(i, dict) and i.get("from")}
 
 
+_DETECTED: dict[tuple[str, str], str] = {}
+"""(store URL, sha256) -> detected media type: content-addressed bytes never change."""
+
+
 def media_type_of(store: store_mod.Store, sha256: str, declared: str | None = None, directory: bool = False) -> str:
     if declared:
         return declared
     if directory:
         return media.TREE
+    known = _DETECTED.get((store.url, sha256))
+    if known is not None:
+        return known
     try:
         with store.fs.open(f"{store.root}/{layout.object_rel(sha256)}", "rb") as f:
             head = f.read(media.SNIFF_BYTES)
     except (OSError, FileNotFoundError):
         return media.BINARY
-    return media.detect(bytes(head))
+    found = media.detect(bytes(head))
+    if len(_DETECTED) > 100_000:
+        _DETECTED.clear()
+    _DETECTED[(store.url, sha256)] = found
+    return found
 
 
 def _size(store: store_mod.Store, sha256: str) -> int | None:

@@ -56,8 +56,11 @@ const Board = (() => {
     });
     if (!dimensions.length) { box.innerHTML = "<p class='muted'>choose numeric columns (params, metrics) to draw</p>"; return; }
     const color = dimensions[dimensions.length - 1].values;
-    plot(box, [{type: "parcoords", dimensions, line: {color, colorscale: "Viridis", showscale: true}}],
-      {margin: {l: 70, r: 70, t: 50, b: 20}, height: 380, title: {text: title, font: {size: 13}}});
+    const known = color.filter((v) => !Number.isNaN(v));
+    let cmin = Math.min(...known), cmax = Math.max(...known);
+    if (!known.length) { cmin = 0; cmax = 1; } else if (cmin === cmax) { cmin -= 0.5; cmax += 0.5; }
+    plot(box, [{type: "parcoords", dimensions, line: {color, cmin, cmax, colorscale: "Viridis", showscale: true}}],
+      {margin: {l: 70, r: 70, t: 90, b: 20}, height: 420, title: {text: title, font: {size: 13}, y: 0.97}});
   };
 
   async function parallel(box, trials) {
@@ -75,7 +78,10 @@ const Board = (() => {
     if (!found.length) return;
     const tkeys = [...new Set(found.flatMap((t) => Object.keys(t.values)))]
       .filter((k) => !/(^|\.)(index|seed)$/.test(k) && found.some((t) => t.values[k] !== found[0].values[k]));
-    const metricLast = tkeys.filter((k) => !/acc|loss|score/.test(k)).concat(tkeys.filter((k) => /acc|loss|score/.test(k)));
+    // params first, then metrics, the accuracy-like one last (it colours the lines)
+    const isMetric = (k) => /acc|loss|score|auc|f1/.test(k);
+    const metricLast = tkeys.filter((k) => !isMetric(k)).concat(tkeys.filter((k) => isMetric(k) && !/acc/.test(k)),
+      tkeys.filter((k) => isMetric(k) && /acc/.test(k)));
     parcoords(trialBox, metricLast, found.map((t) => metricLast.map((k) => t.values[k])), `${found.length} search trials in these runs`);
   }
 
