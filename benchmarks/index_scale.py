@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -90,6 +91,16 @@ def main() -> None:
     print(f"incremental update per new run: add {statistics.median(adds) * 1000:.1f} ms (median), "
           f"sync finding one new summary among {args.runs} {statistics.median(syncs) * 1000:.0f} ms (median)")
     index.close()
+    tycho = str(Path(sys.executable).with_name("tycho"))
+    cli: list[float] = []
+    for _ in range(5):
+        t = time.perf_counter()
+        subprocess.run([tycho, "runs", "--store", store.url, "--index", str(args.dir / "index.sqlite"),
+                        "--sort", "test_accuracy", "--columns", "train.epochs,test_accuracy", "--json"],
+                       check=True, capture_output=True)
+        cli.append(time.perf_counter() - t)
+    print(f"`tycho runs --sort test_accuracy --columns train.epochs,test_accuracy` over {args.runs} runs, "
+          f"end to end (process start included): median {statistics.median(cli) * 1000:.0f} ms")
     if tmp is not None:
         tmp.cleanup()
 

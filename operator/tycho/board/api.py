@@ -86,6 +86,9 @@ def stage_graph(summary: documents.RunSummary, run_id: str) -> graph.Layout:
         sub = {"Cached": "cache hit", "Succeeded": "ran"}.get(s.phase, s.phase)
         if s.phase == "Succeeded" and s.started_at and s.finished_at:
             sub += f" {show.seconds_between(s.started_at, s.finished_at) or 0:.0f}s"
+        if s.trials:
+            done = sum(t.phase in ("Succeeded", "Cached", "Stopped") for t in s.trials)
+            sub += f" · {done}/{len(s.trials)} trials"
         nodes.append(graph.Node(id=s.name, label=s.name, sub=sub, kind=s.phase, href=f"#stage-{s.name}"))
     return graph.layout(nodes, ups)
 
@@ -142,6 +145,14 @@ def run_curves(board: state.Board, run_id: str, max_points: int = 500, weight: f
             steps, values = curves_mod.shape(points, max_points, weight)
             out.append(curves_mod.Curve(run_id=run_id, stage=stage, metric=metric, steps=steps, values=values,
                                         live=live, points=len(points)))
+    for result in rows.ordered(summary):  # a sweep: each trial's objective by step, in one picture
+        objective = result.selection.metric if result.selection else "objective"
+        for trial in result.trials or []:
+            if trial.curve:
+                steps, values = curves_mod.shape(sorted(trial.curve.items()), max_points, weight)
+                out.append(curves_mod.Curve(run_id=run_id, stage=f"{result.name} trials ({objective})",
+                                            metric=f"trial {trial.index}", steps=steps, values=values,
+                                            live=trial.phase == "Running", points=len(trial.curve)))
     return CurveSet(curves=out, metrics=names)
 
 
@@ -201,13 +212,24 @@ def compare(board: state.Board, run_ids: Sequence[str]) -> ComparePage:
 
 
 def trials(board: state.Board, run_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """Trials of searches inside the runs (an output named ``trials``: a list of objects, or
-    an object holding one), flattened, for the parallel-coordinates view."""
+    """Trials of searches inside the runs, flattened, for the parallel-coordinates view: a
+    sweep stage's trials (from the summary), or a stage's own search reported as an output
+    named ``trials`` (a list of objects, or an object holding one, like digits' tune)."""
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for run_id in run_ids:
         summary = board.summary(run_id)
         for stage in rows.ordered(summary):
+            for trial in stage.trials or []:  # a sweep stage: its trials are recorded in the summary
+                if trial.record and trial.record in seen:
+                    continue
+                seen.add(trial.record or f"{run_id}/{stage.name}/{trial.index}")
+                values = {f"{stage.name}.{k}": v for k, v in trial.params.items()
+                          if isinstance(v, (int, float)) and not isinstance(v, bool)}
+                values.update({f"{stage.name}.{k}": v for k, v in trial.metrics.items()})
+                if trial.objective is not None:
+                    values[f"{stage.name}.objective"] = trial.objective
+                out.append({"runId": run_id, "trial": trial.index, "values": values})
             digest = stage.outputs.get("trials")
             if not digest or digest in seen:  # a cache hit shares its trials with the run that made them
                 continue

@@ -57,8 +57,6 @@ CREATE INDEX IF NOT EXISTS io_by_run ON io(run);
 """
 FINISHED = ("Succeeded", "Failed", "Cancelled", "Superseded", "Lost")
 """documents.FINISHED (kept here so listing needs no pydantic import; a test checks they agree)."""
-_SETTLED = "settled"
-"""Stands for "the fingerprint the index already has" in a listing that skipped the stat."""
 _RUN_COLUMNS = ("run_id", "pipeline", "owner", "phase", "created_at", "finished_at", "heartbeat_at", "executor",
                 "host", "pid", "namespace", "description", "message", "reproduces", "code_digest", "code_commit",
                 "spec_digest", "stages", "executed", "hits", "headline_name", "headline_value", "repeat_of",
@@ -214,24 +212,26 @@ class Index:
         folder = _folder_stamp(self.store)
         if force_listing or folder is None or folder != self._meta("runs_folder"):
             report.listed = True
-            known = {r: (s, p) for r, s, p in self.conn.execute("SELECT run_id, stamp, phase FROM runs")}
-            unfinished = {r for r, (_, p) in known.items() if p not in FINISHED or p == "Lost"}
-            listed = dict(_listing(self.store, None if force_listing else set(known) - unfinished))
-            listed = {r: (known[r][0] if s == _SETTLED else s) for r, s in listed.items()}
-            changed = [r for r, s in listed.items() if s is None or known.get(r, (None, None))[0] != s]
+            if self.store.local and not force_listing:
+                changed, removed = self._local_changes()
+            else:
+                known = dict(self.conn.execute("SELECT run_id, stamp FROM runs").fetchall())
+                listed = dict(_listing(self.store))
+                changed = {r: s for r, s in listed.items() if known.get(r) != s}
+                removed = set(known) - set(listed)
             with self.conn:
-                for n, run_id in enumerate(changed):
+                for n, (run_id, stamp) in enumerate(changed.items()):
                     summary = _read(self.store, run_id)
                     if summary is None:
                         report.unreadable.append(run_id)
                         continue
-                    if self.put(summary, listed[run_id] or _stamp_of(self.store, run_id)):
+                    if self.put(summary, stamp):
                         report.added += 1
                     else:
                         report.updated += 1
                     if n % 2000 == 1999:
                         self.conn.commit()
-                for run_id in known.keys() - listed.keys():
+                for run_id in removed:
                     self.remove(run_id)
                     report.removed += 1
                 if folder is not None:
@@ -239,6 +239,33 @@ class Index:
         self._check_running()
         report.seconds = time.perf_counter() - started
         return report
+
+    def _local_changes(self) -> tuple[dict[str, str], set[str]]:
+        """(changed run -> fingerprint, removed runs) of a local store, statting only new
+        summaries and those of unfinished runs: a finished run's summary is not rewritten
+        (``tycho index sync`` and ``rebuild`` stat everything)."""
+        folder = self.store.local_path(layout.RUNS)
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            names = []
+        present = set(names)  # file names: set operations in C, no loop over 100,000 names in Python
+        joined = self.conn.execute("SELECT group_concat(run_id || '.json', char(10)) FROM runs").fetchone()[0]
+        indexed = set(joined.split("\n")) if joined else set()
+        marks = ",".join("?" * len(FINISHED))
+        open_runs = dict(self.conn.execute(
+            f"SELECT run_id, stamp FROM runs WHERE phase NOT IN ({marks}) OR phase = 'Lost'", FINISHED).fetchall())
+        changed: dict[str, str] = {}
+        new = {n for n in present - indexed if n.endswith(".json")}  # not the .json.tmp-* of a writer
+        for name in new | (present & {f"{r}.json" for r in open_runs}):
+            try:
+                st = os.stat(folder / name)
+            except FileNotFoundError:
+                continue
+            stamp = f"{st.st_mtime_ns}:{st.st_size}"
+            if open_runs.get(name[:-5]) != stamp:
+                changed[name[:-5]] = stamp
+        return changed, {n[:-5] for n in indexed - present}
 
     def _check_running(self) -> None:
         """Runs still marked Running on this machine's executors whose process died are Lost."""
@@ -303,9 +330,9 @@ def _folder_stamp(store: store_mod.Store) -> str | None:
         return "absent"
 
 
-def _listing(store: store_mod.Store, settled: set[str] | None = None) -> Iterator[tuple[str, str | None]]:
-    """(run id, fingerprint) of every summary in the store; on a local store the runs in
-    ``settled`` (finished, already indexed) keep their indexed fingerprint: no stat."""
+def _listing(store: store_mod.Store) -> Iterator[tuple[str, str]]:
+    """(run id, fingerprint) of every summary in the store: size and mtime on a disk, the
+    ETag on S3."""
     if store.local:
         try:
             entries: Iterable[os.DirEntry[str]] = os.scandir(store.local_path(layout.RUNS))
@@ -313,12 +340,8 @@ def _listing(store: store_mod.Store, settled: set[str] | None = None) -> Iterato
             return
         for entry in entries:
             if entry.name.endswith(".json") and ".tmp-" not in entry.name:
-                run_id = entry.name[:-5]
-                if settled is not None and run_id in settled:
-                    yield run_id, _SETTLED
-                    continue
                 st = entry.stat()
-                yield run_id, f"{st.st_mtime_ns}:{st.st_size}"
+                yield entry.name[:-5], f"{st.st_mtime_ns}:{st.st_size}"
         return
     folder = f"{store.root}/{layout.RUNS}"
     with contextlib.suppress(FileNotFoundError):

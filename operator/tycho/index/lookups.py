@@ -78,12 +78,12 @@ def downstream(index: db.Index, digest: str, max_rounds: int = 50) -> Downstream
     conn = index.conn
     digest = digest.removeprefix("sha256:").strip().lower()
     if len(digest) < 64:  # a prefix, as people copy them from tables
-        found = [r[0] for r in conn.execute("SELECT DISTINCT digest FROM io WHERE digest LIKE ? LIMIT 2",
-                                            (digest.replace("%", "") + "%",))]
-        if len(found) != 1:
-            raise LookupError(f"{digest!r} names {'no' if not found else 'more than one'} digest of any run's "
+        matches = [r[0] for r in conn.execute("SELECT DISTINCT digest FROM io WHERE digest LIKE ? LIMIT 2",
+                                              (digest.replace("%", "") + "%",))]
+        if len(matches) != 1:
+            raise LookupError(f"{digest!r} names {'no' if not matches else 'more than one'} digest of any run's "
                               "inputs or outputs (give more of it)")
-        digest = found[0]
+        digest = matches[0]
     seen = {digest}
     frontier = {digest}
     touched: dict[int, set[str]] = {}

@@ -11,6 +11,7 @@ ends in ``:asc``; runs without the value come last either way.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -129,9 +130,32 @@ class _Compiler:
             return "(" + " OR ".join(self.compile(e) for e in expr.items) + ")"
         return self.cond(expr)
 
-    def _test(self, cond: Cond, num: str | None, text: str) -> str:
-        """SQL for one comparison of a value held as (num, text) columns."""
+    def _matching(self, sql: str, params: Sequence[Any], pattern: str) -> list[str] | None:
+        """The distinct values ``sql`` yields that ``pattern`` matches, or None when there are
+        too many to list: a regex is then tested once per distinct value, not once per run."""
+        values = [r[0] for r in self.conn.execute(sql + " LIMIT 2001", params)]
+        if len(values) > 2000:
+            return None
+        try:
+            compiled = re.compile(pattern)
+        except re.error as err:
+            raise QueryError(f"~ {pattern!r} is not a regular expression: {err}") from None
+        return [v for v in values if v is not None and compiled.search(v)]
+
+    def _in(self, column: str, values: Sequence[Any]) -> str:
+        if not values:
+            return "0"
+        self.params += list(values)
+        return f"{column} IN ({', '.join('?' * len(values))})"
+
+    def _test(self, cond: Cond, num: str | None, text: str, distinct: tuple[str, list[Any]] | None = None) -> str:
+        """SQL for one comparison of a value held as (num, text) columns. ``distinct``: a query
+        of the column's distinct values (as text), for regexes."""
         op, values = cond.op, cond.values
+        numbers = [_number(v) for v in values] if num else []
+        if op in ("in", "not in") and numbers and all(n is not None for n in numbers):
+            test = self._in(num or "", numbers)  # numbers compare as numbers: an index range, no text
+            return test if op == "in" else f"NOT {test}"
         if op in ("in", "not in"):
             parts = []
             for v in values:
@@ -142,9 +166,14 @@ class _Compiler:
             return joined if op == "in" else f"NOT {joined}"
         value = values[0]
         if op in ("~", "!~"):
-            self.params.append(value)
             target = f"COALESCE({text}, CAST({num} AS TEXT))" if num else text
-            return f"{'NOT ' if op == '!~' else ''}({target} REGEXP ?)"
+            listed = self._matching(*distinct, value) if distinct else None
+            if listed is not None:
+                test = self._in(target, listed)
+            else:
+                self.params.append(value)
+                test = f"({target} REGEXP ?)"
+            return f"NOT {test}" if op == "!~" else test
         n = _number(value) if num else None
         sql_op = {"=": "=", "!=": "!="}.get(op, op)
         if n is not None:
@@ -154,6 +183,8 @@ class _Compiler:
         return f"{text} {sql_op} ?"
 
     def cond(self, cond: Cond) -> str:
+        """One condition, as ``r.id IN (...)`` over an index wherever it can be: the subquery
+        runs once, not once per run."""
         col = self.resolve(cond.key)
         if col.kind == "attribute":
             column = f"r.{col.name}"
@@ -162,27 +193,28 @@ class _Compiler:
             if cond.op == "present":
                 return f"({column} IS NOT NULL AND {column} != '')"
             numeric = col.name in ("headline_value", "executed", "hits", "stages", "duration")
-            return f"({self._test(cond, column if numeric else None, column)})"
+            distinct: tuple[str, list[Any]] = (f"SELECT DISTINCT CAST({col.name} AS TEXT) FROM runs", [])
+            return f"({self._test(cond, column if numeric else None, column, distinct)})"
         if col.kind == "tag":
             if cond.op == "missing":
-                return "NOT EXISTS (SELECT 1 FROM tags t WHERE t.run = r.id)"
+                return "r.id NOT IN (SELECT run FROM tags)"
             if cond.op == "present":
-                return "EXISTS (SELECT 1 FROM tags t WHERE t.run = r.id)"
-            if cond.op in ("!=", "not in", "!~"):
-                positive = Cond(cond.key, {"!=": "=", "not in": "in", "!~": "~"}[cond.op], cond.values)  # type: ignore[arg-type]
-                return f"NOT EXISTS (SELECT 1 FROM tags t WHERE t.run = r.id AND {self._test(positive, None, 't.tag')})"
-            return f"EXISTS (SELECT 1 FROM tags t WHERE t.run = r.id AND {self._test(cond, None, 't.tag')})"
+                return "r.id IN (SELECT run FROM tags)"
+            negative = cond.op in ("!=", "not in", "!~")
+            positive = Cond(cond.key, {"!=": "=", "not in": "in", "!~": "~"}.get(cond.op, cond.op),  # type: ignore[arg-type]
+                            cond.values)
+            test = self._test(positive, None, "tag", ("SELECT DISTINCT tag FROM tags", []))
+            return f"r.id {'NOT IN' if negative else 'IN'} (SELECT run FROM tags WHERE {test})"
         if col.kind == "unknown":
             self.warnings.append(f"no run has a metric, param or attribute named {cond.key!r}")
         nid = self.name_id(col)
-        if cond.op == "missing":
-            self.params.append(nid)
-            return "NOT EXISTS (SELECT 1 FROM vals v WHERE v.run = r.id AND v.name = ?)"
-        if cond.op == "present":
-            self.params.append(nid)
-            return "EXISTS (SELECT 1 FROM vals v WHERE v.run = r.id AND v.name = ?)"
         self.params.append(nid)
-        return f"EXISTS (SELECT 1 FROM vals v WHERE v.run = r.id AND v.name = ? AND {self._test(cond, 'v.num', 'v.text')})"
+        if cond.op == "missing":
+            return "r.id NOT IN (SELECT run FROM vals WHERE name = ?)"
+        if cond.op == "present":
+            return "r.id IN (SELECT run FROM vals WHERE name = ?)"
+        values = ("SELECT DISTINCT COALESCE(text, CAST(num AS TEXT)) FROM vals WHERE name = ?", [nid])
+        return f"r.id IN (SELECT run FROM vals WHERE name = ? AND {self._test(cond, 'num', 'text', values)})"
 
 
 def parse_sort(sort: str | None) -> tuple[str, bool]:
@@ -230,23 +262,13 @@ def list_runs(index: db.Index, *, filter_texts: Sequence[str] = (), pipeline: st
     filter_params = list(c.params)
 
     sort_key, ascending = parse_sort(sort)
-    direction = "ASC" if ascending else "DESC"
     sort_col = c.resolve(sort_key)
-    join, join_params = "", []
-    if sort_col.kind == "attribute":
-        order = f"r.{sort_col.name} IS NULL, r.{sort_col.name} {direction}, r.id DESC"
-    elif sort_col.kind == "tag":
+    if sort_col.kind == "tag":
         raise QueryError("cannot sort by tags; sort by a metric, a param or an attribute")
-    else:
-        if sort_col.kind == "unknown":
-            c.warnings.append(f"sort key {sort_key!r} names no metric, param or attribute of any run")
-        join = "LEFT JOIN vals s ON s.run = r.id AND s.name = ?"
-        join_params = [c.name_id(sort_col)]
-        order = f"s.num IS NULL AND s.text IS NULL, s.num {direction}, s.text {direction}, r.id DESC"
+    if sort_col.kind == "unknown":
+        c.warnings.append(f"sort key {sort_key!r} names no metric, param or attribute of any run")
     total = int(conn.execute(f"SELECT count(*) FROM runs r {where_sql}", filter_params).fetchone()[0])
-    ids = [int(r[0]) for r in conn.execute(
-        f"SELECT r.id FROM runs r {join} {where_sql} ORDER BY {order} LIMIT ? OFFSET ?",
-        [*join_params, *filter_params, limit, offset]).fetchall()]
+    ids = _page(conn, c, sort_col, ascending, where_sql, filter_params, limit, offset)
     chosen = [c.resolve(k) for k in (columns if columns is not None else DEFAULT_COLUMNS)]
     for col in chosen:
         if col.kind == "unknown":
@@ -262,6 +284,42 @@ def list_runs(index: db.Index, *, filter_texts: Sequence[str] = (), pipeline: st
             r.values = {k: v for k, v in r.values.items() if k not in hidden}
     return Listing(total=total, offset=offset, limit=limit, sort=f"{sort_key}:{'asc' if ascending else 'desc'}",
                    columns=chosen, runs=listed, hidden=hidden, warnings=list(dict.fromkeys(c.warnings)))
+
+
+_NON_NULL = ("run_id", "pipeline", "created_at")
+
+
+def _page(conn: sqlite3.Connection, c: _Compiler, col: Column, ascending: bool, where_sql: str,
+          params: list[Any], limit: int, offset: int) -> list[int]:
+    """The ids of one page. A numeric value sort walks the (name, num) index in order and
+    stops once the page is full; the runs without the value follow, newest first."""
+    direction = "ASC" if ascending else "DESC"
+    if col.kind == "attribute":
+        nulls = "" if col.name in _NON_NULL else f"r.{col.name} IS NULL, "
+        order = f"{nulls}r.{col.name} {direction}, r.id {direction}"
+        return [int(r[0]) for r in conn.execute(
+            f"SELECT r.id FROM runs r {where_sql} ORDER BY {order} LIMIT ? OFFSET ?", [*params, limit, offset])]
+    nid = c.name_id(col)
+    numeric = conn.execute("SELECT 1 FROM vals WHERE name = ? AND num IS NOT NULL LIMIT 1", (nid,)).fetchone()
+    extra = ("AND " + where_sql[len("WHERE "):]) if where_sql else ""
+    if not numeric:  # text values (or none): sort them the plain way
+        return [int(r[0]) for r in conn.execute(
+            f"SELECT r.id FROM runs r LEFT JOIN vals s ON s.run = r.id AND s.name = ? {where_sql} "
+            f"ORDER BY s.text IS NULL, s.text {direction}, r.id DESC LIMIT ? OFFSET ?",
+            [nid, *params, limit, offset])]
+    having = (f"FROM vals s INDEXED BY vals_by_name CROSS JOIN runs r ON r.id = s.run "
+              f"WHERE s.name = ? AND s.num IS NOT NULL {extra}")
+    ids = [int(r[0]) for r in conn.execute(
+        f"SELECT r.id {having} ORDER BY s.num {direction}, s.run {direction} LIMIT ? OFFSET ?",
+        [nid, *params, limit, offset])]
+    if len(ids) == limit:
+        return ids
+    with_value = int(conn.execute(f"SELECT count(*) {having}", [nid, *params]).fetchone()[0])
+    rest = max(0, offset - with_value)
+    without = f"r.id NOT IN (SELECT run FROM vals WHERE name = ? AND num IS NOT NULL)"
+    return ids + [int(r[0]) for r in conn.execute(
+        f"SELECT r.id FROM runs r WHERE {without} {extra} ORDER BY r.id DESC LIMIT ? OFFSET ?",
+        [nid, *params, limit - len(ids), rest])]
 
 
 def _rows(conn: sqlite3.Connection, c: _Compiler, ids: list[int], chosen: list[Column]) -> list[ListedRun]:

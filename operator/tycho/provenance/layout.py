@@ -63,9 +63,9 @@ def run_id_of_marker(name: str) -> str:
 
 
 def run_of_record(rel_path: str) -> str | None:
-    """The run id a record path names (``records/<run-id>/<stage>.json``)."""
+    """The run id a record path names (``records/<run-id>/<stage>.json``, or a trial's)."""
     parts = rel(rel_path).split("/")
-    return parts[1] if len(parts) == 3 and parts[0] == RECORDS else None
+    return parts[1] if len(parts) in (3, 4) and parts[0] == RECORDS else None
 
 
 def index_file(store_url: str, cache_home: str | None = None) -> str:

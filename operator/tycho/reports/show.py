@@ -53,6 +53,9 @@ class StageView(Model):
     image: documents.ImageRef | None
     upstream: list[str]
     artifacts: list[Artifact]
+    trials: list[documents.TrialResult] | None = None
+    """A sweep's trials (each an execution with its own params, key, record and outputs)."""
+    selection: documents.Selection | None = None
 
 
 class RunView(Model):
@@ -169,7 +172,8 @@ def view(store: store_mod.Store, summary: documents.RunSummary, with_artifacts: 
             attempts=s.attempts, headline=dict(metrics_mod.headline(s.metrics)), metrics=s.metrics,
             message=s.message, record=s.record, reused_from=reused if reused != summary.run_id else None,
             cache_key=s.cache_key, execution=s.execution, image=s.image, upstream=ups.get(name, []),
-            artifacts=artifacts(store, summary, name) if with_artifacts else []))
+            artifacts=artifacts(store, summary, name) if with_artifacts else [], trials=s.trials,
+            selection=s.selection))
     best = metrics_mod.pipeline_headline([s.metrics for s in rows.ordered(summary) if s.phase in documents.DONE])
     return RunView(
         run_id=summary.run_id, pipeline=summary.pipeline, phase=summary.phase, message=summary.message,
