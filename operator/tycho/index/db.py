@@ -22,10 +22,10 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from tycho.provenance import layout, store as store_mod
+from tycho.provenance import layout
 
 if TYPE_CHECKING:
-    from tycho.provenance import documents
+    from tycho.provenance import documents, store as store_mod
 
 SCHEMA_VERSION = "3"
 SCHEMA = """
@@ -85,12 +85,16 @@ def _regexp(pattern: str, value: object) -> bool:
 class Index:
     """One open index of one store."""
 
-    def __init__(self, store: store_mod.Store, path: str | None = None) -> None:
-        self.store = store
-        self.path = path or layout.index_file(store.url)
+    def __init__(self, store: store_mod.Store | str, path: str | None = None) -> None:
+        """``store``: a Store, or its URL (the store client, and fsspec with it, is then made
+        only when a summary has to be read: ``tycho runs`` with nothing new starts faster)."""
+        self._store = None if isinstance(store, str) else store
+        self.url = layout.resolve_url(store).rstrip("/") if isinstance(store, str) else store.url
+        self.local_dir = Path(self.url[len("file://"):]) if self.url.startswith("file://") else None
+        self.path = path or layout.index_file(self.url)
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.conn = _connect(self.path)
-        if self._meta("schema") != SCHEMA_VERSION or self._meta("store") not in (None, store.url):
+        if self._meta("schema") != SCHEMA_VERSION or self._meta("store") not in (None, self.url):
             self.conn.close()
             for suffix in ("", "-wal", "-shm"):
                 Path(self.path + suffix).unlink(missing_ok=True)
@@ -98,15 +102,24 @@ class Index:
         self.conn.executescript(SCHEMA)
         with self.conn:
             self._set_meta("schema", SCHEMA_VERSION)
-            self._set_meta("store", store.url)
+            self._set_meta("store", self.url)
         self._names: dict[tuple[str, str], int] = {}
+
+    @property
+    def store(self) -> store_mod.Store:
+        if self._store is None:
+            from tycho.provenance import store as store_mod
+
+            self._store = store_mod.Store(self.url)
+        return self._store
 
     @classmethod
     def reader(cls, store: store_mod.Store, path: str) -> Index:
         """A second connection to an index another ``Index`` keeps in step (the board's
         request threads): no schema work, never syncs."""
         index = cls.__new__(cls)
-        index.store, index.path, index._names = store, path, {}
+        index._store, index.url, index.path, index._names = store, store.url, path, {}
+        index.local_dir = Path(store.url[len("file://"):]) if store.local else None
         index.conn = _connect(path)
         return index
 
@@ -194,11 +207,11 @@ class Index:
                 return str(found[0])
             if len(found) > 1:
                 raise LookupError(f"{text!r} matches several runs ({', '.join(found[:5])}...): give more of the id")
-        raise LookupError(f"no run {text!r} in {self.store.url} (list runs with `tycho runs`)")
+        raise LookupError(f"no run {text!r} in {self.url} (list runs with `tycho runs`)")
 
     def add(self, summary: documents.RunSummary) -> None:
         """Record one summary now (``tycho run`` at its end); the next sync sees the file as known."""
-        stamp = _stamp_of(self.store, summary.run_id)
+        stamp = self._stamp_of(summary.run_id)
         with self.conn:
             self.put(summary, stamp)
 
@@ -209,10 +222,10 @@ class Index:
         run's summary is not rewritten (``tycho index rebuild`` covers anything else)."""
         started = time.perf_counter()
         report = SyncReport()
-        folder = _folder_stamp(self.store)
+        folder = self._folder_stamp()
         if force_listing or folder is None or folder != self._meta("runs_folder"):
             report.listed = True
-            if self.store.local and not force_listing:
+            if self.local_dir is not None and not force_listing:
                 changed, removed = self._local_changes()
             else:
                 known = dict(self.conn.execute("SELECT run_id, stamp FROM runs").fetchall())
@@ -244,7 +257,8 @@ class Index:
         """(changed run -> fingerprint, removed runs) of a local store, statting only new
         summaries and those of unfinished runs: a finished run's summary is not rewritten
         (``tycho index sync`` and ``rebuild`` stat everything)."""
-        folder = self.store.local_path(layout.RUNS)
+        assert self.local_dir is not None
+        folder = self.local_dir / layout.RUNS
         try:
             names = os.listdir(folder)
         except FileNotFoundError:
@@ -266,6 +280,25 @@ class Index:
             if open_runs.get(name[:-5]) != stamp:
                 changed[name[:-5]] = stamp
         return changed, {n[:-5] for n in indexed - present}
+
+    def _folder_stamp(self) -> str | None:
+        """The mtime of a local ``runs/`` folder (changes whenever a summary is written: they
+        are replaced by rename)."""
+        if self.local_dir is None:
+            return None
+        try:
+            return str(os.stat(self.local_dir / layout.RUNS).st_mtime_ns)
+        except OSError:
+            return "absent"
+
+    def _stamp_of(self, run_id: str) -> str | None:
+        if self.local_dir is None:
+            return None  # on S3 the next listing fills it in
+        try:
+            st = os.stat(self.local_dir / layout.summary_rel(run_id))
+        except OSError:
+            return None
+        return f"{st.st_mtime_ns}:{st.st_size}"
 
     def _check_running(self) -> None:
         """Runs still marked Running on this machine's executors whose process died are Lost."""
@@ -292,7 +325,7 @@ class Index:
             for table in ("vals", "tags", "stages", "io", "runs", "names", "meta"):
                 self.conn.execute(f"DELETE FROM {table}")
             self._set_meta("schema", SCHEMA_VERSION)
-            self._set_meta("store", self.store.url)
+            self._set_meta("store", self.url)
         self._names.clear()
         report = self.sync(force_listing=True)
         self.conn.execute("ANALYZE")
@@ -320,16 +353,6 @@ def _read(store: store_mod.Store, run_id: str) -> documents.RunSummary | None:
         return None
 
 
-def _folder_stamp(store: store_mod.Store) -> str | None:
-    """The mtime of a local ``runs/`` folder (changes whenever a summary is written)."""
-    if not store.local:
-        return None
-    try:
-        return str(os.stat(store.local_path(layout.RUNS)).st_mtime_ns)
-    except OSError:
-        return "absent"
-
-
 def _listing(store: store_mod.Store) -> Iterator[tuple[str, str]]:
     """(run id, fingerprint) of every summary in the store: size and mtime on a disk, the
     ETag on S3."""
@@ -351,18 +374,8 @@ def _listing(store: store_mod.Store) -> Iterator[tuple[str, str]]:
                 yield name[:-5], str(info.get("ETag") or info.get("LastModified") or info.get("size"))
 
 
-def _stamp_of(store: store_mod.Store, run_id: str) -> str | None:
-    if store.local:
-        try:
-            st = os.stat(store.local_path(layout.summary_rel(run_id)))
-        except OSError:
-            return None
-        return f"{st.st_mtime_ns}:{st.st_size}"
-    return None  # on S3 the next listing fills it in
-
-
 def open_synced(store_url: str, path: str | None = None) -> Index:
     """The index of a store, brought up to date."""
-    index = Index(store_mod.Store(store_url), path)
+    index = Index(store_url, path)
     index.sync()
     return index
