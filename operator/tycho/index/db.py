@@ -233,7 +233,8 @@ class Index:
                 changed = {r: s for r, s in listed.items() if known.get(r) != s}
                 removed = set(known) - set(listed)
             with self.conn:
-                for n, (run_id, stamp) in enumerate(changed.items()):
+                # in id order (local ids sort by time): ties in a sort then put the newer first
+                for n, (run_id, stamp) in enumerate(sorted(changed.items())):
                     summary = _read(self.store, run_id)
                     if summary is None:
                         report.unreadable.append(run_id)
