@@ -144,7 +144,8 @@ def app(store_url: str, *, logs: Path | None = None, index_path: str | None = No
         dims = [d.strip() for item in request.query_params.getlist("dims") for d in item.split(",") if d.strip()]
         cols = query.columns_of(board.index, dims, filter_texts=args.filters, pipeline=args.pipeline or None,
                                 since=args.since or None, all_runs=args.all)
-        doc = cols.model_dump(mode="json", by_alias=True)
+        doc = {"runs": cols.runs, "columns": [col.model_dump(by_alias=True) for col in cols.columns],
+               "values": cols.values, "warnings": cols.warnings}  # plain lists: no per-value serialising
         if request.query_params.get("trials") in ("1", "true") and len(cols.runs) <= 500:
             doc["trials"] = api.trials(board, cols.runs)
         return JSONResponse(doc)
