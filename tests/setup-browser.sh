@@ -17,4 +17,4 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "setup-browser: installing chromium (Debian package) for the board's browser tests" >&2
 $SUDO apt-get update -q
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium fonts-dejavu-core
