@@ -25,7 +25,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 MANIFEST = REPO / "pipelines" / "digits.yaml"
 TYCHO = str(Path(sys.executable).with_name("tycho"))
-SMALL = ["--set", "train.epochs=3", "--set", "tune.epochs=3", "--set", "tune.trials=2"]
+SMALL = ["--set", "train.epochs=3", "--set", "tune.epochs=3", "--set", "tune.sweep.trials=2",
+         "--set", "tune.sweep.parallelism=2"]
 ARTIFACTS = Path(os.environ.get("TYCHO_TEST_ARTIFACTS", REPO / ".test-artifacts")) / "board"
 
 
