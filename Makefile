@@ -5,12 +5,12 @@ BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: venv demo test verify test-unit test-cluster host-setup images cluster-build cluster-up cluster-down cluster-smoke bench clean crd
+.PHONY: browser venv demo test verify test-unit test-cluster host-setup images cluster-build cluster-up cluster-down cluster-smoke bench clean crd
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	test -x $(UV) || $(BIN)/python -m pip install -q 'uv>=0.4,<1'
-	$(UV) pip install -q --python $(BIN)/python -e '.[ml,dev]'
+	$(UV) pip install -q --python $(BIN)/python -e '.[ml,dev,board]'
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 venv: $(STAMP)
@@ -20,7 +20,7 @@ demo: venv
 	$(BIN)/tycho run pipelines/digits.yaml
 
 ## test: set up, check the shape (verify), and run the whole test suite (builds the local control plane and the images once, cached)
-test: venv verify host-setup cluster-build
+test: venv verify host-setup cluster-build browser
 	$(BIN)/python -m pytest tests
 
 ## verify: mypy --strict, the import-linter layer contracts, and no drift between the API models and the committed CRD
@@ -37,6 +37,10 @@ host-setup:
 images: host-setup
 	bash images/base.sh
 	DOCKER=podman bash images/build.sh --base localhost/tycho/python-base:3.11-bookworm --if-changed operator stage-cpu
+
+## browser: the headless Chromium the board's browser tests drive (Debian package, installed once)
+browser:
+	bash tests/setup-browser.sh
 
 test-unit: venv
 	$(BIN)/python -m pytest tests/unit

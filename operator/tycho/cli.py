@@ -207,25 +207,126 @@ def cmd_lineage(args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
-def cmd_runs(args: argparse.Namespace, out: Console) -> int:
-    from tycho.provenance import documents, metrics, runs, store as store_mod
+def _index(args: argparse.Namespace) -> Any:
+    """The store's run index, brought up to date (see tycho.index.db)."""
+    from tycho.index import db
 
-    store = store_mod.Store(_store(args))
-    docs = [runs.load(store, r) for r in runs.run_ids(store, args.pipeline)]
-    rows: list[dict[str, Any]] = []
-    for d in docs:
-        best = metrics.pipeline_headline([s.metrics for s in d.stages.values() if s.phase in documents.DONE])
-        rows.append({"runId": d.run_id, "pipeline": d.pipeline, "phase": d.phase, "createdAt": d.created_at,
-                     "owner": d.owner, "tags": d.tags, "reproduces": d.reproduces, "executor": d.runner.executor,
-                     "hits": sum(e.phase == "Cached" for e in d.stages.values()), "stages": len(d.stages),
-                     "headline": dict([best]) if best else {}, "message": d.message})
-    _emit(args, {"runs": rows})
-    if not args.json:
-        for r in rows:
-            metric = metrics.show(r["headline"].items())
-            out.print(f"{r['runId']}  {r['phase']:<10} {r['hits']}/{r['stages']} hits  {r['createdAt']}  {metric}",
-                      markup=False, highlight=False)
+    return db.open_synced(_store(args), getattr(args, "index", None))
+
+
+def _columns(args: argparse.Namespace) -> list[str] | None:
+    if not args.columns:
+        return None
+    return [c.strip() for item in args.columns for c in item.split(",") if c.strip()]
+
+
+def cmd_runs(args: argparse.Namespace, out: Console) -> int:
+    from tycho.index import query
+
+    index = _index(args)
+    try:
+        result = query.list_runs(index, filter_texts=args.filter or [], pipeline=args.pipeline, since=args.since,
+                                 sort=args.sort, columns=_columns(args), limit=args.limit, offset=args.offset,
+                                 all_runs=args.all, only_changed=args.only_changed)
+    except query.QueryError as bad:
+        raise _Invalid(str(bad)) from None
+    finally:
+        index.close()
+    if args.json:
+        _emit(args, result.model_dump(mode="json", by_alias=True))
+    elif args.csv:
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["runId", *[c.key for c in result.columns]])
+        from tycho.reports import text
+
+        for run in result.runs:
+            writer.writerow([run.run_id, *[text.cell(run.values.get(c.key)) for c in result.columns]])
+    else:
+        from tycho.reports import text
+
+        out.print(text.listing(result))
     return 0
+
+
+def cmd_show(args: argparse.Namespace, out: Console) -> int:
+    from tycho.provenance import runs
+    from tycho.reports import show, text
+
+    index = _index(args)
+    try:
+        run_id = index.resolve(args.run_id)
+    finally:
+        index.close()
+    store = _store_of(args)
+    result = show.view(store, runs.load(store, run_id))
+    _emit(args, result.model_dump(mode="json", by_alias=True))
+    if not args.json:
+        out.print(text.run(result))
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace, out: Console) -> int:
+    from tycho.provenance import runs
+    from tycho.reports import diff, text
+
+    index = _index(args)
+    try:
+        a, b = index.resolve(args.run_a), index.resolve(args.run_b)
+    finally:
+        index.close()
+    store = _store_of(args)
+    result = diff.diff(store, runs.load(store, a), runs.load(store, b))
+    _emit(args, result.model_dump(mode="json", by_alias=True))
+    if not args.json:
+        out.print(text.rundiff(result, everything=args.all))
+    return 0
+
+
+def cmd_index(args: argparse.Namespace, out: Console) -> int:
+    from tycho.index import db
+    from tycho.provenance import store as store_mod
+
+    index = db.Index(store_mod.Store(_store(args)), args.index)
+    try:
+        report = index.rebuild() if args.action == "rebuild" else index.sync(force_listing=True)
+        count = int(index.conn.execute("SELECT count(*) FROM runs").fetchone()[0])
+    finally:
+        index.close()
+    doc = {"index": index.path, "runs": count, "added": report.added, "updated": report.updated,
+           "removed": report.removed, "unreadable": report.unreadable, "seconds": round(report.seconds, 3)}
+    _emit(args, doc)
+    if not args.json:
+        out.print(f"index {index.path}: {count} runs ({report.added} added, {report.updated} updated, "
+                  f"{report.removed} removed) in {report.seconds:.2f}s", markup=False, highlight=False)
+        for run_id in report.unreadable:
+            out.print(f"warning: the summary of {run_id} is unreadable; it is left out", markup=False,
+                      highlight=False, style="yellow")
+    return 0
+
+
+def cmd_board(args: argparse.Namespace, out: Console) -> int:
+    try:
+        from tycho.board import server
+    except ImportError as missing:
+        raise _Invalid(f"tycho board needs the board extra ({missing.name} is missing): "
+                       "pip install 'tycho[board]'") from None
+    logs = Path(args.logs) if args.logs else Path(".tycho/logs")
+    out.print(f"tycho board on http://{args.host}:{args.port}/ over {_store(args)} (Ctrl-C stops it)",
+              markup=False, highlight=False)
+    server.serve(_store(args), host=args.host, port=args.port, logs=logs, index_path=args.index)
+    return 0
+
+
+def _store_of(args: argparse.Namespace) -> Any:
+    from tycho.provenance import store as store_mod
+
+    return store_mod.Store(_store(args))
+
+
+class _Invalid(Exception):
+    """Input the command cannot use (a bad filter, a missing extra): exit 2 with the message."""
 
 
 def cmd_stage_exec(args: argparse.Namespace) -> int:
@@ -267,6 +368,10 @@ def cmd_stage_exec(args: argparse.Namespace) -> int:
     return 0
 
 
+VIEWS = {"runs": cmd_runs, "show": cmd_show, "diff": cmd_diff, "index": cmd_index, "board": cmd_board}
+"""Commands that only read the store (through the run index)."""
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tycho", description="Reproducible ML pipelines with provenance.")
     p.add_argument("--version", action="version", version=f"tycho {__version__}")
@@ -296,8 +401,37 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--timeout", type=float, default=3600, help="seconds to wait for --on-cluster (default 3600)")
     lin = add("lineage", "trace an output back to raw data")
     lin.add_argument("ref", help="sha256:HEX, HEX, or RUN/STAGE/OUTPUT")
-    rs = add("runs", "list recorded runs")
-    rs.add_argument("--pipeline")
+    rs = add("runs", "list recorded runs: filter, sort, choose columns (from the run index)")
+    rs.add_argument("--pipeline", help="only this pipeline's runs")
+    rs.add_argument("--filter", "-f", action="append", metavar="EXPR",
+                    help="e.g. 'test_accuracy>=0.95', 'train.epochs=30', 'tag=digits OR owner~^ml-', "
+                         "'train.seed in (1,2)', 'test_ece is missing'; repeated filters must all hold")
+    rs.add_argument("--since", metavar="AGE", help="only runs created in the last AGE (90s, 15m, 6h, 2d, 1w)")
+    rs.add_argument("--sort", metavar="KEY[:asc]", help="highest first (default: newest first); KEY:asc lowest first")
+    rs.add_argument("--columns", "-c", action="append", metavar="K1,K2",
+                    help="metrics, STAGE.PARAM params, STAGE.METRIC, tag, or attributes (owner, phase, created...)")
+    rs.add_argument("--limit", type=int, default=100, help="at most N runs (default 100)")
+    rs.add_argument("--offset", type=int, default=0, help=argparse.SUPPRESS)
+    rs.add_argument("--all", action="store_true", help="also list runs that executed nothing (all cache hits)")
+    rs.add_argument("--only-changed", action="store_true", help="hide columns equal across the listed runs")
+    rs.add_argument("--csv", action="store_true", help="CSV on stdout")
+    rs.add_argument("--index", help=argparse.SUPPRESS)
+    sh = add("show", "one run: stages with state, cache hits, times, metrics, artifacts, records")
+    sh.add_argument("run_id", help="run id (or a unique part of it)")
+    sh.add_argument("--index", help=argparse.SUPPRESS)
+    df = add("diff", "what differs between two runs, and why stages executed")
+    df.add_argument("run_a")
+    df.add_argument("run_b")
+    df.add_argument("--all", action="store_true", help="also rows that are the same")
+    df.add_argument("--index", help=argparse.SUPPRESS)
+    ix = add("index", "the run index (a cache of the store's run summaries on this machine)")
+    ix.add_argument("action", choices=["rebuild", "sync"], help="rebuild: from nothing; sync: bring up to date")
+    ix.add_argument("--index", help="index file (default: under ~/.cache/tycho/index, or $TYCHO_INDEX_DIR)")
+    bd = add("board", "serve the web board over the store (leaderboard, runs, compare, provenance)")
+    bd.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    bd.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    bd.add_argument("--logs", help="folder of local stage logs (default .tycho/logs)")
+    bd.add_argument("--index", help=argparse.SUPPRESS)
     sub.add_parser("crd", help="print the CustomResourceDefinition generated from the API models")
     se = sub.add_parser("stage-exec", help="run one stage (the entrypoint of stage containers)")
     se.add_argument("--invocation", help="invocation JSON file (default: $TYCHO_INVOCATION)")
@@ -320,13 +454,22 @@ def main(argv: list[str] | None = None) -> int:
         return operator_main.run(verbose=args.verbose)
     from rich.console import Console
 
+    out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
+    if args.command in VIEWS:  # read the store only: no manifest, so no API models to import (fast start)
+        try:
+            return VIEWS[args.command](args, out)
+        except _Invalid as bad:
+            err.print(f"error {bad}", markup=False, highlight=False)
+            return EXIT_INVALID
+        except (LookupError, FileNotFoundError) as missing:
+            err.print(f"error {str(missing).strip(chr(34) + chr(39))}", markup=False, highlight=False)
+            return EXIT_INVALID
     from tycho.api import problems
 
-    out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     try:
         if args.command in {"run", "reproduce"}:
             return {"run": cmd_run, "reproduce": cmd_reproduce}[args.command](args, out, err)
-        handler = {"validate": cmd_validate, "explain": cmd_explain, "lineage": cmd_lineage, "runs": cmd_runs}
+        handler = {"validate": cmd_validate, "explain": cmd_explain, "lineage": cmd_lineage}
         return handler[args.command](args, out)
     except problems.InvalidManifest as invalid:
         if getattr(args, "json", False):

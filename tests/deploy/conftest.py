@@ -36,6 +36,10 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "peering": {"enabled": True},
         "operator": {"replicas": 2},
     },
+    "board": {
+        "storage": {"defaultUrl": "s3://records/tycho", "existingSecret": "team-store"},
+        "board": {"enabled": True, "existingSecret": "team-store-readonly"},
+    },
     "peering-monitoring-minio": {
         "peering": {"enabled": True},
         "operator": {"replicas": 2},

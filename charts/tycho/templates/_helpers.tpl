@@ -49,6 +49,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: minio
 {{- end }}
 
+{{- define "tycho.board.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tycho.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: board
+{{- end }}
+
 {{- define "tycho.operatorServiceAccount" -}}
 {{- if .Values.operator.serviceAccount.create }}
 {{- default (include "tycho.fullname" .) .Values.operator.serviceAccount.name }}

@@ -15,10 +15,14 @@ cache/<cache-key>.json                  cache entry: key -> record + output dige
 producers/<hex>.json                    which record produced a digest (lineage)
 live/<run-id>/<stage>.metrics.jsonl     metrics of a stage while it runs (replaced as it grows)
 ```
+
+Outside the store, on the machine that reads it: the run index (``index_file``), an SQLite
+cache derived from ``runs/`` that ``tycho runs``, ``show``, ``diff`` and ``board`` query.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 OBJECTS = "objects/sha256"
@@ -56,6 +60,22 @@ def pipeline_run_marker(pipeline: str, created_at: str, run_id: str) -> str:
 
 def run_id_of_marker(name: str) -> str:
     return name.split("_", 1)[1].removesuffix(".json")
+
+
+def run_of_record(rel_path: str) -> str | None:
+    """The run id a record path names (``records/<run-id>/<stage>.json``, or a trial's)."""
+    parts = rel(rel_path).split("/")
+    return parts[1] if len(parts) in (3, 4) and parts[0] == RECORDS else None
+
+
+def index_file(store_url: str, cache_home: str | None = None) -> str:
+    """Where this machine keeps the run index of a store: one SQLite file per store URL
+    under ``$TYCHO_INDEX_DIR`` (default ``$XDG_CACHE_HOME/tycho/index`` or ``~/.cache/...``).
+    It is a cache: deleting it loses nothing (``tycho index rebuild``)."""
+    home = cache_home or os.environ.get("TYCHO_INDEX_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "tycho", "index")
+    url = resolve_url(store_url).rstrip("/")
+    return os.path.join(home, hashlib.sha256(url.encode()).hexdigest()[:20] + ".sqlite")
 
 
 def cache_rel(key: str) -> str:

@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import os
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from typing import Any
 from tycho.api import models
 from tycho.engine import lookup as lookup_mod, model, prepare, scheduler
 from tycho.executors import base
+from tycho.index import db
 from tycho.provenance import documents, layout, runs, store as store_mod, tree
 from tycho.runners import progress
 
@@ -156,9 +158,23 @@ def run(pipeline: models.ExperimentPipeline, opts: Options, reporter: progress.R
             "phase": "Cancelled", "message": f"cancelled by {signal.Signals(signals.received).name}"})
     summary = summary.model_copy(update={"finished_at": documents.now(), "heartbeat_at": documents.now()})
     runs.save(store, summary, indexed=True)
+    _index(store, summary)
     if opts.view_dir is not None:
         view(store, summary, opts.view_dir / run_id)
     return Outcome(summary, signals.received)
+
+
+def _index(store: store_mod.Store, summary: documents.RunSummary) -> None:
+    """Add the finished run to this machine's run index (a cache: a failure here only means
+    the next ``tycho runs`` reads the summary from the store instead)."""
+    try:
+        index = db.Index(store)
+        try:
+            index.add(summary)
+        finally:
+            index.close()
+    except (OSError, sqlite3.Error):
+        pass
 
 
 def _report(reporter: progress.Reporter, old: dict[str, documents.StageResult], new: dict[str, documents.StageResult]) -> None:

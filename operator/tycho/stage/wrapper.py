@@ -9,8 +9,9 @@ and the record is written last, then the cache entry that points at it.
 ``stop`` (set by the SIGTERM/SIGINT handler of ``tycho stage-exec``) stops the user's
 process group: SIGTERM, ``GRACE_SECONDS``, then SIGKILL; ``execute`` then raises
 ``StageCancelled``. While the stage runs, new metric lines are echoed as
-``[tycho] metrics {...}`` (the local progress display reads them) and, on object
-stores, published to ``live/<run>/<stage>.metrics.jsonl`` every ``LIVE_SECONDS``.
+``[tycho] metrics {...}`` (the local progress display reads them) and published to
+``live/<run>/<stage>.metrics.jsonl`` (every ``LIVE_SECONDS`` on object stores, every
+``LOCAL_LIVE_SECONDS`` on a local disk), where the board draws running curves.
 
 Two environment variables adjust an invocation to where it runs: ``TYCHO_CODE_DIR``
 replaces ``workdir`` (running a cluster stage's invocation where the code lives
@@ -43,6 +44,7 @@ from tycho.stage.invocation import Invocation, Result
 Log = Callable[[str], None]
 GRACE_SECONDS = float(os.environ.get("TYCHO_GRACE_SECONDS", "10"))
 LIVE_SECONDS = 10.0
+LOCAL_LIVE_SECONDS = 2.0
 METRICS_PREFIX = "[tycho] metrics "
 
 
@@ -117,8 +119,8 @@ class _Metrics:
             if values:
                 self.log(METRICS_PREFIX + json.dumps(values))
             self._check(line)
-        if not self.store.local and (final or time.monotonic() - self.published >= LIVE_SECONDS) \
-                and self.offset != self.size:
+        interval = LOCAL_LIVE_SECONDS if self.store.local else LIVE_SECONDS
+        if (final or time.monotonic() - self.published >= interval) and self.offset != self.size:
             self.size, self.published = self.offset, time.monotonic()
             try:
                 self.store.write_bytes(layout.live_metrics_rel(self.inv.run_id, self.inv.stage),

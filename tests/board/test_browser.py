@@ -1,0 +1,148 @@
+"""The board in a real headless Chromium (Debian's, driven by Playwright), as a person uses it:
+open the leaderboard, sort by a metric, filter by a tag, open a run and see its confusion
+matrix, compare two runs; and a running run's page updating without a reload.
+
+Screenshots are saved under .test-artifacts/board/ (TYCHO_TEST_ARTIFACTS) for people to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.board.conftest import ARTIFACTS, DigitsRuns, Served, serve
+from tests.unit.index import runs_fixture as rf
+from tycho.provenance import layout, runs, store as store_mod
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+CHROMIUM = os.environ.get("TYCHO_CHROMIUM", "/usr/bin/chromium")
+COLUMNS = "release.threshold,gate_threshold,test_accuracy,tag,executed,hits"
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (tests/setup-browser.sh) to install Chromium")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser: object) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})  # type: ignore[attr-defined]
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.errors = errors
+    try:
+        yield pg
+    finally:
+        context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def shot(pg: object, name: str, full: bool = True) -> Path:
+    path = ARTIFACTS / f"{name}.png"
+    pg.screenshot(path=str(path), full_page=full)  # type: ignore[attr-defined]
+    return path
+
+
+def column(pg: object, key: str) -> list[str]:
+    return [c.strip() for c in pg.locator(f'#runs-body td[data-key="{key}"]').all_inner_texts()]  # type: ignore[attr-defined]
+
+
+def test_leaderboard_sort_filter_run_page_and_compare(page: object, board: Served, digits: DigitsRuns) -> None:
+    pg = page
+    pg.goto(board.url + "/")  # type: ignore[attr-defined]
+    assert pg.locator("#runs-body tr").count() == 3  # the all-hits rerun is folded  # type: ignore[attr-defined]
+    shot(pg, "01-leaderboard")
+
+    # choose columns, then sort by a metric by clicking its header (highest first)
+    pg.fill("#columns-input", COLUMNS)  # type: ignore[attr-defined]
+    pg.click("#filters button[type=submit]")  # type: ignore[attr-defined]
+    pg.click('th[data-key="gate_threshold"] a')  # type: ignore[attr-defined]
+    pg.wait_for_url("**sort=gate_threshold**")  # type: ignore[attr-defined]
+    assert column(pg, "gate_threshold") == ["0.7", "0.6", "0.5"]
+    shot(pg, "02-sorted-by-gate_threshold")
+    pg.click('th[data-key="gate_threshold"] a')  # again: lowest first  # type: ignore[attr-defined]
+    pg.wait_for_url("**sort=gate_threshold%3Aasc**")  # type: ignore[attr-defined]
+    assert column(pg, "gate_threshold") == ["0.5", "0.6", "0.7"]
+
+    # filter by a tag: click the chip
+    pg.locator("#runs-body a.chip.tag", has_text="candidate").first.click()  # type: ignore[attr-defined]
+    pg.wait_for_url("**filter=tag%3Dcandidate**")  # type: ignore[attr-defined]
+    rows = pg.locator("#runs-body tr")  # type: ignore[attr-defined]
+    assert rows.count() == 1 and rows.first.get_attribute("data-run") == digits.ids["candidate"]
+    shot(pg, "03-filtered-by-tag")
+
+    # the run page: stage graph, curves, the confusion matrix
+    pg.click(f'#runs-body a[href="/runs/{digits.ids["candidate"]}"]')  # type: ignore[attr-defined]
+    pg.wait_for_selector("#stage-graph")  # type: ignore[attr-defined]
+    assert pg.locator('#stage-graph .node.cached').count() == 6  # type: ignore[attr-defined]
+    assert pg.locator('#stage-graph .node.succeeded').count() == 1  # release ran again  # type: ignore[attr-defined]
+    pg.wait_for_selector('#curves [data-curve-stage="train"] .main-svg')  # type: ignore[attr-defined]
+    shot(pg, "04-run-page", full=False)
+    image = pg.locator('img[alt="evaluate/confusion_matrix"]')  # type: ignore[attr-defined]
+    image.scroll_into_view_if_needed()
+    pg.wait_for_function("img => img.complete && img.naturalWidth > 100", arg=image.element_handle())  # type: ignore[attr-defined]
+    image.screenshot(path=str(ARTIFACTS / "05-confusion-matrix.png"))
+    shot(pg, "06-run-page-full")
+
+    # compare two runs from the leaderboard
+    pg.goto(board.url + "/?columns=" + COLUMNS)  # type: ignore[attr-defined]
+    for run_id in (digits.ids["first"], digits.ids["strict"]):
+        pg.check(f'input.pick[value="{run_id}"]')  # type: ignore[attr-defined]
+    pg.click("#compare-button")  # type: ignore[attr-defined]
+    pg.wait_for_url("**/compare?runs=**")  # type: ignore[attr-defined]
+    changed = pg.locator('#diff tr.changed[data-key="release.threshold"] td').all_inner_texts()  # type: ignore[attr-defined]
+    assert changed == ["0.5", "0.7"]
+    assert pg.locator('#diff tr.same[data-key="train.epochs"]').is_hidden()  # only changed rows by default  # type: ignore[attr-defined]
+    assert "params.threshold: 0.5 -> 0.7" in pg.locator("#why").inner_text()  # type: ignore[attr-defined]
+    pg.wait_for_selector("#compare-curves .main-svg")  # type: ignore[attr-defined]
+    pg.wait_for_selector("#parallel .main-svg")  # type: ignore[attr-defined]
+    shot(pg, "07-compare")
+
+
+@pytest.fixture
+def live_store(tmp_path: Path) -> Iterator[tuple[store_mod.Store, Served]]:
+    """A cluster-like run still running: its summary and a growing live metrics file."""
+    store = store_mod.Store(f"file://{tmp_path / 'store'}")
+    summary = rf.summary("live-run", phase="Running")
+    summary.stages["train"] = summary.stages["train"].model_copy(update={"phase": "Running", "record": None})
+    runs.save(store, summary)
+    store.write_bytes(layout.live_metrics_rel("live-run", "train"),
+                      "".join(json.dumps({"step": i, "loss": 1 / (i + 1)}) + "\n" for i in range(3)).encode())
+    env = dict(os.environ, TYCHO_INDEX_DIR=str(tmp_path / "index"))
+    yield from ((store, s) for s in serve(store.url, env, tmp_path / "board.log", tmp_path))
+
+
+def test_a_running_run_updates_without_reload(page: object, live_store: tuple[store_mod.Store, Served]) -> None:
+    store, served = live_store
+    pg = page
+    pg.goto(served.url + "/runs/live-run")  # type: ignore[attr-defined]
+    pg.wait_for_selector('#curves [data-curve-stage="train"] .main-svg')  # type: ignore[attr-defined]
+    pg.evaluate("window.__sameDocument = true")  # type: ignore[attr-defined]
+    points = "document.querySelector('[data-curve-stage=train]').data[0].x.length"
+    assert pg.evaluate(points) == 3  # type: ignore[attr-defined]
+    store.write_bytes(layout.live_metrics_rel("live-run", "train"),
+                      "".join(json.dumps({"step": i, "loss": 1 / (i + 1)}) + "\n" for i in range(8)).encode())
+    pg.wait_for_function(f"{points} === 8", timeout=15000)  # type: ignore[attr-defined]
+    shot(pg, "08-live-run", full=False)
+    done = runs.load(store, "live-run")
+    stages = {n: s.model_copy(update={"phase": "Succeeded"}) for n, s in done.stages.items()}
+    runs.save(store, done.model_copy(update={"phase": "Succeeded", "stages": stages, "finished_at": rf.stamp(9)}))
+    pg.wait_for_function("document.querySelector('#run-phase').textContent === 'Succeeded'", timeout=15000)  # type: ignore[attr-defined]
+    assert pg.evaluate("window.__sameDocument") is True  # no reload happened  # type: ignore[attr-defined]
+    assert "running" not in (pg.locator('#stage-graph [data-node="train"]').get_attribute("class") or "")  # type: ignore[attr-defined]
+    shot(pg, "09-live-run-finished", full=False)
