@@ -6,7 +6,8 @@ Every Python package an image installs is pinned to an exact version with hashes
 interpreter and platform, within the ranges pyproject.toml allows:
 
   images/build-requirements.txt   [build-system] requires (setuptools, wheel)
-  images/operator/requirements.txt  [project] dependencies
+  images/operator/requirements.txt  [project] dependencies + the `board` extra (the chart's
+                                    board runs `tycho board` from the operator image)
   images/stage/requirements-cpu.txt dependencies + the `ml` extra
   images/stage/requirements-gpu.txt the same, with tensorflow[and-cuda] in place of
                                     tensorflow-cpu (same version range)
@@ -43,6 +44,7 @@ def requirement_sets(pyproject: dict) -> dict[str, list[str]]:
     project = pyproject["project"]
     core = list(project["dependencies"])
     ml = list(project["optional-dependencies"]["ml"])
+    board = list(project["optional-dependencies"]["board"])
     gpu_ml = []
     for req in ml:
         name = req.split(">")[0].split("<")[0].split("=")[0].split("[")[0].strip()
@@ -51,7 +53,7 @@ def requirement_sets(pyproject: dict) -> dict[str, list[str]]:
         raise SystemExit(f"lock.py: the ml extra has no {CPU_TF} requirement to swap for {GPU_TF}")
     return {
         "build-requirements.txt": list(pyproject["build-system"]["requires"]),
-        "operator/requirements.txt": core,
+        "operator/requirements.txt": core + board,
         "stage/requirements-cpu.txt": core + ml,
         "stage/requirements-gpu.txt": core + gpu_ml,
     }
