@@ -122,11 +122,11 @@ class Reconciler:
         uid = str(pipeline.metadata.uid)
         executor = kube_executor.KubeExecutor(
             kube=self.kube, settings=self.settings, pipeline=pipeline, store=store,
-            jobs={n: j for n, j in world.jobs.items() if naming.owned_by(j, uid)}, memory=self.memory, settled={s.cache_key for s in summary.stages.values()
-                                         if s.phase in documents.DONE and s.cache_key})
+            jobs={n: j for n, j in world.jobs.items() if naming.owned_by(j, uid)}, memory=self.memory,
+            settled={s.cache_key for s in summary.stages.values() if s.phase in documents.DONE and s.cache_key})
         plan = scheduler.step(context(pipeline, summary, store, executor, force=bool(reproduces)), model.Observed(
             stages=summary.stages, executions=executor.observe(), lookup=lookup.StoreLookup(store, executor.admit),
-            now=now))
+            now=now, suggest=lookup.StoreSuggestions(store)))
         for execution in plan.cancel:
             executor.cancel(execution)
         for start in plan.start:

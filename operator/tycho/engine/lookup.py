@@ -1,5 +1,6 @@
-"""The engine's cache question answered from a store: the entry for a key, if its outputs
-still verify and the executor admits it.
+"""The engine's questions answered from a store: the cache entry for a key, if its outputs
+still verify and the executor admits it (``StoreLookup``); a sweep batch's suggestions,
+remembered so a re-run need not import the optimiser (``StoreSuggestions``).
 
 Shared by every driver of the scheduler (local runner, operator, ``explain``). Answers
 are remembered for the life of the object, so a key is read and hashed at most once per
@@ -8,9 +9,12 @@ run; ``refused`` keeps why an existing entry was not used (``explain`` reports i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from tycho.provenance import cache, documents, store as store_mod
+from tycho.api import models
+from tycho.engine import search
+from tycho.provenance import cache, documents, hashing, layout, store as store_mod
 
 Admit = Callable[[documents.CacheEntry], "str | None"]
 
@@ -39,3 +43,25 @@ class StoreLookup:
             self.refused[key] = why
             return None
         return entry
+
+
+class StoreSuggestions:
+    """``tycho.engine.search.suggest``, remembered in the store by the digest of everything
+    the answer depends on (sweep, batch, earlier results): the answer is a pure function of
+    those, so a stored one is as good as a computed one, and deleting it loses nothing."""
+
+    def __init__(self, store: store_mod.Store) -> None:
+        self.store = store
+
+    def __call__(self, sweep: models.Sweep, batch: int, history: Sequence[search.Told]) -> list[dict[str, Any]]:
+        rel = layout.suggestions_rel(hashing.sha256_bytes(search.question(sweep, batch, history).encode()))
+        try:
+            stored = self.store.read_json_if_exists(rel)
+        except ValueError:
+            stored = None
+        if isinstance(stored, list) and all(isinstance(p, dict) for p in stored) and \
+                len(stored) == len(search.batches(sweep)[batch]):
+            return [dict(p) for p in stored]
+        answer = search.suggest(sweep, batch, history)
+        self.store.write_json(rel, answer)
+        return answer

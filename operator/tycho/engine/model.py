@@ -8,12 +8,13 @@ engine, so the scheduler never knows how a stage is executed.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import pydantic
 
 from tycho.api import models
+from tycho.engine import search
 from tycho.provenance import documents
 from tycho.stage import invocation
 
@@ -57,7 +58,9 @@ class Start(pydantic.BaseModel):
 
 
 Lookup = Callable[[str], "documents.CacheEntry | None"]
-"""The verified cache entry of a key, or None (the engine's one question to the store)."""
+"""The verified cache entry of a key, or None (the engine's question to the store)."""
+Suggest = Callable[[models.Sweep, int, Sequence[search.Told]], list[dict[str, Any]]]
+"""A sweep batch's params (``tycho.engine.search.suggest``, or a memo of it)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +94,7 @@ class Observed:
     now: str
     cancel: bool = False
     """Stop the run: cancel what runs, start nothing."""
+    suggest: Suggest = search.suggest
 
 
 @dataclasses.dataclass

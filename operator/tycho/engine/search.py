@@ -100,11 +100,15 @@ def _study(sweep: models.Sweep, sampler: optuna.samplers.BaseSampler, history: S
     return study
 
 
+def question(sweep: models.Sweep, batch: int, history: Sequence[Told]) -> str:
+    """Everything a batch's suggestions depend on, as canonical JSON (a memo key)."""
+    return json.dumps([sweep.model_dump(mode="json"), batch,
+                       [t.model_dump(mode="json") for t in sorted(history, key=lambda t: t.index)]], sort_keys=True)
+
+
 def suggest(sweep: models.Sweep, batch: int, history: Sequence[Told]) -> list[dict[str, Any]]:
     """The swept params of batch ``batch``'s trials, given the trials of earlier batches."""
-    key = json.dumps([sweep.model_dump(mode="json"), batch,
-                      [t.model_dump(mode="json") for t in sorted(history, key=lambda t: t.index)]], sort_keys=True)
-    return [dict(p) for p in _suggest(key)]
+    return [dict(p) for p in _suggest(question(sweep, batch, history))]
 
 
 @functools.lru_cache(maxsize=256)

@@ -55,7 +55,7 @@ def step(p: Pass, stage: models.Stage, prior: documents.StageResult, digests: di
             continue
         history = [_told(t) for t in trials] if barrier else []
         rule = _rule(sw, history)
-        for i, swept in zip(indices, search.suggest(sw, batch, history)):
+        for i, swept in zip(indices, p.obs.suggest(sw, batch, history)):
             t, running = _trial(p, stage, i, swept, earlier.get(i), digests, rule, running)
             trials.append(t)
     base = documents.StageResult(name=stage.name, cache_key=key, key_components=parts,

@@ -82,6 +82,11 @@ def cache_rel(key: str) -> str:
     return f"{CACHE}/{key}.json"
 
 
+def suggestions_rel(question: str) -> str:
+    """A sweep batch's suggestions, by the digest of what they depend on (a memo)."""
+    return f"{CACHE}/suggestions/{question}.json"
+
+
 def producer_rel(sha256: str) -> str:
     return f"{PRODUCERS}/{sha256}.json"
 

@@ -51,7 +51,8 @@ def explain(pipeline: models.ExperimentPipeline, store_url: str, manifest_dir: P
                         images={n: i[0] for n, i in images.items()}, image_parts={n: i[1] for n, i in images.items()},
                         external=prepare.external_digests(pipeline), executor=executor.kind)
     lookup = lookup_mod.StoreLookup(store, executor.admit)
-    plan = scheduler.step(ctx, model.Observed(stages={}, executions={}, lookup=lookup, now=documents.now()))
+    plan = scheduler.step(ctx, model.Observed(stages={}, executions={}, lookup=lookup, now=documents.now(),
+                                              suggest=lookup_mod.StoreSuggestions(store)))
     last = runs.latest(store, pipeline.metadata.name)
     by_name = {s.name: s for s in pipeline.spec.stages}
     rows: list[Row] = []

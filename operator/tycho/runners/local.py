@@ -126,6 +126,7 @@ def run(pipeline: models.ExperimentPipeline, opts: Options, reporter: progress.R
     summary = new_summary(pipeline, ctx, executor, opts.reproduces)
     runs.save(store, summary)
     lookup = lookup_mod.StoreLookup(store, executor.admit)
+    suggest = lookup_mod.StoreSuggestions(store)
     signals = _Signals()
     reporter.start(run_id, [s.name for s in pipeline.spec.stages])
     saved, beat = summary, time.monotonic()
@@ -135,7 +136,7 @@ def run(pipeline: models.ExperimentPipeline, opts: Options, reporter: progress.R
                 if signals.count > 1 and hasattr(executor, "kill"):
                     executor.kill()
                 obs = model.Observed(stages=summary.stages, executions=executor.observe(), lookup=lookup,
-                                     now=documents.now(), cancel=signals.received is not None)
+                                     now=documents.now(), cancel=signals.received is not None, suggest=suggest)
                 plan = scheduler.step(ctx, obs)
                 for execution in plan.cancel:
                     executor.cancel(execution)

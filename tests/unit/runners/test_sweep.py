@@ -128,3 +128,19 @@ def test_a_sweep_that_cannot_be_run_is_refused_with_its_field_path(sp: SweepSpac
     sp.sweep["algorithm"] = "tpe"
     with pytest.raises(validation.InvalidManifest, match=r"sweep.parameters.x: low 1 is not below high 0.5"):
         sp.pipeline()
+
+
+def test_suggestions_are_remembered_in_the_store_so_a_rerun_needs_no_optimiser(sp: SweepSpace) -> None:
+    sp.sweep.update(trials=4, parallelism=2)
+    first = sp.run()
+    memos = sorted((sp.root / "store" / "cache" / "suggestions").glob("*.json"))
+    assert len(memos) == 2  # one per batch
+    from tycho.engine import lookup
+    store = store_mod.Store(sp.store_url)
+    sweep = sp.pipeline().spec.stages[1].sweep
+    assert sweep is not None
+    remembered = lookup.StoreSuggestions(store)(sweep, 0, [])
+    assert remembered == search.suggest(sweep, 0, []) == [t.params for t in (first.stages["score"].trials or [])[:2]]
+    memos[0].write_text("[not json")  # a broken memo is recomputed, never trusted
+    again = sp.run()
+    assert [t.params for t in again.stages["score"].trials or []] == [t.params for t in first.stages["score"].trials or []]
