@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import os
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -78,10 +80,29 @@ def read(path: Path) -> dict[str, str]:
     return distributions(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 
 
+@functools.lru_cache(maxsize=1)
+def _dist_info_versions() -> dict[str, str]:
+    """Normalised name -> version from the names of ``*.dist-info`` folders on sys.path:
+    one directory listing per path entry, no metadata parsed (a cache-hit check is hot)."""
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for folder in names:
+            if folder.endswith(".dist-info") and "-" in folder:
+                name, _, ver = folder.removesuffix(".dist-info").rpartition("-")
+                found.setdefault(_normal(name), ver)
+    return found
+
+
 @functools.lru_cache(maxsize=None)
 def version(name: str) -> str | None:
-    """The installed version of one distribution (read alone: checking a cache hit must not
-    parse the metadata of every installed distribution)."""
+    """The installed version of one distribution."""
+    quick = _dist_info_versions().get(name)
+    if quick is not None:
+        return quick
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
