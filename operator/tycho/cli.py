@@ -58,6 +58,7 @@ def _executor(args: argparse.Namespace, reporter: progress.Reporter) -> process.
     return process.ProcessExecutor(state / "work", Path(getattr(args, "logs", None) or state / "logs"), reporter)
 
 
+
 def cmd_validate(args: argparse.Namespace, out: Console) -> int:
     pipeline = _load(args)
     _emit(args, {"valid": True, "name": pipeline.metadata.name, "stages": [s.name for s in pipeline.spec.stages]})
@@ -174,8 +175,16 @@ def cmd_reproduce(args: argparse.Namespace, out: Console, err: Console) -> int:
     if not args.json:
         for o in report.outputs:
             mark = "identical" if o.identical else "DIFFERS  "
-            out.print(f"{mark} {o.stage}/{o.output} {o.recorded[:16]}… → {(o.reproduced or 'none')[:16]}…",
+            far = (f" ({o.bytes_differing:,} of {o.size_recorded:,} bytes differ"
+                   + (f", now {o.size_reproduced:,} bytes" if o.size_reproduced != o.size_recorded else "") + ")"
+                   if o.bytes_differing is not None and o.size_recorded is not None else "")
+            out.print(f"{mark} {o.stage}/{o.output} {o.recorded[:16]}… → {(o.reproduced or 'none')[:16]}…{far}",
                       markup=False, highlight=False, style="green" if o.identical else "red")
+        for stage, differences in report.environment.items():
+            out.print(f"stage {stage} ran elsewhere: " + ("; ".join(differences) or "no recorded environment fact "
+                      "differs (the stage itself is not deterministic)"), markup=False, highlight=False)
+        for problem in report.problems:
+            out.print(f"error {problem}", markup=False, highlight=False, style="red")
         for w in report.warnings:
             out.print(f"warning: {w}", markup=False, highlight=False, style="yellow")
         verdict = "bit-identical" if report.identical else "NOT identical"
@@ -188,7 +197,8 @@ def cmd_lineage(args: argparse.Namespace, out: Console) -> int:
     from tycho.provenance import store as store_mod
     from tycho.reports import lineage as lineage_mod
 
-    steps = lineage_mod.walk(store_mod.Store(_store(args)), args.ref)
+    store = store_mod.Store(_store(args))
+    steps = lineage_mod.walk(store, args.ref, _keys(args, store))
     _emit(args, {"ref": args.ref, "steps": steps})
     if not args.json:
         for step in steps:
@@ -205,6 +215,34 @@ def cmd_lineage(args: argparse.Namespace, out: Console) -> int:
             for line in lines:
                 out.print(line, markup=False, highlight=False)
     return 0
+
+
+def _keys(args: argparse.Namespace, store: Any) -> Any:
+    """Whose signatures count: ``--key`` files when given (pinned), else the configured keys."""
+    from tycho.provenance import audit, signing
+
+    if getattr(args, "key", None):
+        return audit.file_keys(args.key)
+    local = Path(os.environ.get(signing.KEY_ENV) or ".tycho/signing.key")
+    return audit.trusted_keys(store, [local] if local.is_file() else [])
+
+
+def cmd_verify(args: argparse.Namespace, out: Console) -> int:
+    from tycho.provenance import store as store_mod
+    from tycho.reports import verify as verify_mod
+
+    if not args.run_ids and not args.all:
+        raise LookupError("name the runs to verify (RUN ...) or pass --all")
+    store = store_mod.Store(_store(args))
+    report = verify_mod.verify(store, None if args.all else args.run_ids, _keys(args, store))
+    _emit(args, {"ok": report.ok, **report.model_dump(by_alias=True)})
+    if not args.json:
+        for problem in report.problems:
+            out.print(f"error {problem}", markup=False, highlight=False, style="red")
+        counts = ", ".join(f"{n} {k}" for k, n in report.checked.items() if n)
+        verdict = "verified" if report.ok else f"{len(report.problems)} problem(s)"
+        out.print(f"{verdict}: {counts} in {store.url}", markup=False, highlight=False)
+    return 0 if report.ok else EXIT_FAILED
 
 
 def cmd_runs(args: argparse.Namespace, out: Console) -> int:
@@ -296,6 +334,12 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--timeout", type=float, default=3600, help="seconds to wait for --on-cluster (default 3600)")
     lin = add("lineage", "trace an output back to raw data")
     lin.add_argument("ref", help="sha256:HEX, HEX, or RUN/STAGE/OUTPUT")
+    ver = add("verify", "check records, signatures, objects and cache entries; exit 1 naming anything wrong")
+    ver.add_argument("run_ids", nargs="*", metavar="RUN", help="runs to verify")
+    ver.add_argument("--all", action="store_true", help="the whole store, every object re-hashed")
+    ver.add_argument("--key", action="append", metavar="PEM", help="trusted public key (repeatable; default: the "
+                     "configured signing key, $TYCHO_TRUSTED_KEYS, else the keys the store holds)")
+    lin.add_argument("--key", action="append", metavar="PEM", help="trusted public key (repeatable)")
     rs = add("runs", "list recorded runs")
     rs.add_argument("--pipeline")
     sub.add_parser("crd", help="print the CustomResourceDefinition generated from the API models")
@@ -326,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in {"run", "reproduce"}:
             return {"run": cmd_run, "reproduce": cmd_reproduce}[args.command](args, out, err)
-        handler = {"validate": cmd_validate, "explain": cmd_explain, "lineage": cmd_lineage, "runs": cmd_runs}
+        handler = {"validate": cmd_validate, "explain": cmd_explain, "lineage": cmd_lineage, "runs": cmd_runs,
+                   "verify": cmd_verify}
         return handler[args.command](args, out)
     except validation.InvalidManifest as invalid:
         if getattr(args, "json", False):
@@ -335,8 +380,20 @@ def main(argv: list[str] | None = None) -> int:
             err.print(f"error {problem}", markup=False, highlight=False)
         return EXIT_INVALID
     except (LookupError, FileNotFoundError) as missing:
-        err.print(f"error {missing}", markup=False, highlight=False)
-        return EXIT_INVALID
+        return _fail(args, err, str(missing))
+    except Exception as broken:  # noqa: BLE001 - a store item Tycho cannot use: one line, never a traceback
+        from tycho.provenance import store as store_mod
+
+        if not isinstance(broken, (ValueError, OSError, store_mod.IntegrityError)):
+            raise
+        return _fail(args, err, f"{type(broken).__name__}: {str(broken).splitlines()[0] if str(broken) else ''}")
+
+
+def _fail(args: argparse.Namespace, err: Console, message: str) -> int:
+    if getattr(args, "json", False):
+        _emit(args, {"error": message})
+    err.print(f"error {message}", markup=False, highlight=False)
+    return EXIT_INVALID
 
 
 if __name__ == "__main__":

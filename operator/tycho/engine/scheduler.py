@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from typing import Any
 
 from tycho.api import dag, models
 from tycho.engine import model
@@ -147,7 +148,7 @@ class _Step:
             self.plan.waiting_for_deletion = True
             return base.model_copy(update={"message": f"waits until the previous execution {exec_id} is removed"})
         self.plan.start.append(model.Start(execution=exec_id, stage=stage,
-                                           invocation=self._invocation(stage, key, digests)))
+                                           invocation=self._invocation(stage, key, parts, digests)))
         self.claimed.add(exec_id)
         self.slots -= 1
         return base.model_copy(update={"phase": "Running", "execution": exec_id, "attempts": 1, "cache_hit": False,
@@ -193,7 +194,8 @@ class _Step:
             return "cache disabled for this stage"
         return None
 
-    def _invocation(self, stage: models.Stage, key: str, digests: dict[str, str]) -> invocation.Invocation:
+    def _invocation(self, stage: models.Stage, key: str, parts: dict[str, Any],
+                    digests: dict[str, str]) -> invocation.Invocation:
         meta = self.ctx.pipeline.metadata
         types: dict[str, models.OutputType] = {}
         for inp in stage.inputs:
@@ -205,7 +207,7 @@ class _Step:
             stage=stage, pipeline={"name": meta.name, "uid": meta.uid or f"local:{self.ctx.run_id}",
                                    "generation": meta.generation or 1},
             run_id=self.ctx.run_id, store_url=self.ctx.store, image=self.ctx.images[stage.name], code=self.ctx.code,
-            workdir=self.ctx.workdir, cache_key=key, input_digests=digests,
+            workdir=self.ctx.workdir, cache_key=key, key_components=parts, input_digests=digests,
             producers={n: r for n, r in self.producers.items() if r}, input_types=types, executor=self.ctx.executor)
 
     def _settle(self) -> None:

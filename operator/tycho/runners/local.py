@@ -27,7 +27,7 @@ from typing import Any
 from tycho.api import models
 from tycho.engine import lookup as lookup_mod, model, prepare, scheduler
 from tycho.executors import base
-from tycho.provenance import documents, layout, runs, store as store_mod, tree
+from tycho.provenance import audit, documents, layout, runs, signing, store as store_mod, tree
 from tycho.runners import progress
 
 POLL_SECONDS = 0.5
@@ -123,7 +123,10 @@ def run(pipeline: models.ExperimentPipeline, opts: Options, reporter: progress.R
     ctx = context(pipeline, opts, store, executor, run_id)
     summary = new_summary(pipeline, ctx, executor, opts.reproduces)
     runs.save(store, summary)
-    lookup = lookup_mod.StoreLookup(store, executor.admit)
+    key_file = getattr(executor, "signing_key", None)
+    if key_file is not None:
+        signing.ensure_key(key_file)
+    lookup = lookup_mod.StoreLookup(store, executor.admit, audit.trusted_keys(store, [key_file] if key_file else []))
     signals = _Signals()
     reporter.start(run_id, [s.name for s in pipeline.spec.stages])
     saved, beat = summary, time.monotonic()
@@ -156,6 +159,7 @@ def run(pipeline: models.ExperimentPipeline, opts: Options, reporter: progress.R
             "phase": "Cancelled", "message": f"cancelled by {signal.Signals(signals.received).name}"})
     summary = summary.model_copy(update={"finished_at": documents.now(), "heartbeat_at": documents.now()})
     runs.save(store, summary, indexed=True)
+    runs.seal(store, summary, signing.load_private(key_file) if key_file is not None else None)
     if opts.view_dir is not None:
         view(store, summary, opts.view_dir / run_id)
     return Outcome(summary, signals.received)

@@ -31,12 +31,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import fsspec
 
 from tycho.provenance import cache, code as code_mod, documents, hashing, layout, metrics as metrics_mod, record
 from tycho.provenance import store as store_mod, tree
-from tycho.stage import contract, imports
+from tycho.provenance import signing
+from tycho.stage import contract, facts, imports
 from tycho.stage.invocation import Invocation, Result
 
 Log = Callable[[str], None]
@@ -51,6 +53,27 @@ class StageFailed(Exception):
 
 class StageCancelled(Exception):
     """The stage was stopped on request (SIGTERM/SIGINT); nothing was published."""
+
+
+class Work:
+    """The work directory the phases share (on a cluster: three volumes of the stage pod).
+
+    ``in/`` (inputs, params; written by fetch, read-only to the stage), ``out/``
+    (outputs, metrics, what the run noted; written by the stage, read by publish) and
+    ``state/`` (what fetch verified; never mounted where stage code runs)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.inputs, self.params = root / "in" / "inputs", root / "in" / "params.json"
+        self.out = root / "out"
+        self.outputs, self.metrics = self.out / "outputs", self.out / "metrics.jsonl"
+        self.imports, self.frameworks, self.ran = self.out / "imports.txt", self.out / "frameworks.jsonl", self.out / "run.json"
+        self.fetched = root / "state" / "fetched.json"
+
+    def make(self) -> Work:
+        for folder in (self.inputs, self.out, self.fetched.parent):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self
 
 
 def _fetch_inputs(inv: Invocation, store: store_mod.Store, target: Path) -> list[dict[str, str | None]]:
@@ -80,7 +103,7 @@ def _fetch_inputs(inv: Invocation, store: store_mod.Store, target: Path) -> list
 class _Metrics:
     """Follows the metrics file while the stage runs: echoes new lines, publishes the file."""
 
-    def __init__(self, inv: Invocation, store: store_mod.Store, path: Path, log: Log) -> None:
+    def __init__(self, inv: Invocation, store: store_mod.Store | None, path: Path, log: Log) -> None:
         self.inv, self.store, self.path, self.log = inv, store, path, log
         self.offset = 0
         self.published = 0.0
@@ -99,7 +122,7 @@ class _Metrics:
             values = metrics_mod.last_values([line])
             if values:
                 self.log(METRICS_PREFIX + json.dumps(values))
-        if not self.store.local and (final or time.monotonic() - self.published >= LIVE_SECONDS) \
+        if self.store is not None and not self.store.local and (final or time.monotonic() - self.published >= LIVE_SECONDS) \
                 and self.offset != self.size:
             self.size, self.published = self.offset, time.monotonic()
             try:
@@ -121,18 +144,15 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         proc.wait()
 
 
-def _attempt(inv: Invocation, work: Path, store: store_mod.Store, log: Log,
+def _attempt(inv: Invocation, work: Work, hook: Path, store: store_mod.Store | None, log: Log,
              stop: threading.Event) -> tuple[int, str]:
     """One run of the user command; returns (exit code, tail of its output)."""
-    outputs, metrics = work / "outputs", work / "metrics.jsonl"
-    shutil.rmtree(outputs, ignore_errors=True)
-    outputs.mkdir()
-    metrics.write_text("")
-    (work / "imports.txt").unlink(missing_ok=True)
-    env = contract.child_env(
-        os.environ, inputs=work / "inputs", outputs=outputs, params=work / "params.json", metrics=metrics,
-        stage=inv.stage, pipeline=str(inv.pipeline.get("name", "")), run_id=inv.run_id,
-        env=inv.env, secret_env=inv.secret_env, imports_hook=work / "hook", imports=work / "imports.txt")
+    shutil.rmtree(work.outputs, ignore_errors=True)
+    work.outputs.mkdir()
+    work.metrics.write_text("")
+    work.imports.unlink(missing_ok=True)
+    work.frameworks.unlink(missing_ok=True)
+    env = child_env(inv, work, hook)
     tail: collections.deque[str] = collections.deque(maxlen=20)
     workdir = os.environ.get("TYCHO_CODE_DIR") or inv.workdir
     proc = subprocess.Popen([*inv.command, *inv.args], cwd=workdir, env=env, stdout=subprocess.PIPE,
@@ -146,7 +166,7 @@ def _attempt(inv: Invocation, work: Path, store: store_mod.Store, log: Log,
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
-    follow = _Metrics(inv, store, metrics, log)
+    follow = _Metrics(inv, store, work.metrics, log)
     deadline = time.monotonic() + inv.timeout_seconds if inv.timeout_seconds else None
     while True:
         try:
@@ -169,6 +189,13 @@ def _attempt(inv: Invocation, work: Path, store: store_mod.Store, log: Log,
     return code, "\n".join(tail)
 
 
+def child_env(inv: Invocation, work: Work, hook: Path) -> dict[str, str]:
+    return contract.child_env(
+        os.environ, inputs=work.inputs, outputs=work.outputs, params=work.params, metrics=work.metrics,
+        stage=inv.stage, pipeline=str(inv.pipeline.get("name", "")), run_id=inv.run_id, env=inv.env,
+        secret_env=inv.secret_env, imports_hook=hook, imports=work.imports, frameworks=work.frameworks)
+
+
 def _missing(inv: Invocation, outputs: Path) -> list[str]:
     return [o.name for o in inv.outputs
             if not ((outputs / o.name).is_dir() if o.type == "directory" else (outputs / o.name).is_file())]
@@ -188,67 +215,147 @@ def _code(inv: Invocation, store: store_mod.Store, log: Log) -> documents.CodeRe
     return inv.code.model_copy(update={"digest": digest, "archive": layout.object_rel(digest)})
 
 
-def execute(inv: Invocation, log: Log = print, stop: threading.Event | None = None) -> Result:
-    """Run the stage (with retries) and publish its outputs and record.
-
-    Raises StageFailed (nothing published) or StageCancelled (``stop`` was set)."""
-    stop = stop or threading.Event()
-    store = store_mod.Store(inv.store)
+# ---- the three phases: fetch (store access), run (no store access), publish (store access) ----
+def fetch(inv: Invocation, store: store_mod.Store, work: Work) -> None:
+    """Materialise inputs and params; note what was verified where stage code cannot write."""
+    work.make()
     started = documents.now()
-    with tempfile.TemporaryDirectory(prefix=f"tycho-{inv.stage}-") as tmp:
-        work = Path(tmp)
-        (work / "inputs").mkdir()
-        imports.install_hook(work / "hook")
-        inputs = _fetch_inputs(inv, store, work / "inputs")
-        (work / "params.json").write_text(json.dumps(inv.params, indent=2, sort_keys=True))
-        reason = ""
-        attempt = 0
+    inputs = _fetch_inputs(inv, store, work.inputs)
+    work.params.write_text(json.dumps(inv.params, indent=2, sort_keys=True))
+    work.fetched.write_text(json.dumps({"started": started, "inputs": inputs}))
+
+
+def run(inv: Invocation, work: Work, log: Log = print, stop: threading.Event | None = None,
+        store: store_mod.Store | None = None) -> bool:
+    """Run the user's command (with retries) with no store credentials in its environment;
+    notes the outcome and the execution environment in ``out/run.json``. ``store`` (local
+    runs only) receives live metrics."""
+    stop = stop or threading.Event()
+    work.out.mkdir(parents=True, exist_ok=True)
+    reason, attempt, ok = "", 0, False
+    with tempfile.TemporaryDirectory(prefix="tycho-hook-") as hook_dir:
+        hook = imports.install_hook(Path(hook_dir))
         for attempt in range(1, inv.attempts + 1):
             if attempt > 1:
                 delay = inv.backoff_seconds * 2 ** (attempt - 2)
                 log(f"[tycho] retry {attempt}/{inv.attempts} of {inv.stage} in {delay:g}s")
                 if stop.wait(delay):
                     raise StageCancelled(f"stage {inv.stage!r} was cancelled")
-            code, tail = _attempt(inv, work, store, log, stop)
-            missing = _missing(inv, work / "outputs")
+            code, tail = _attempt(inv, work, hook, store, log, stop)
+            missing = _missing(inv, work.outputs)
             if code == 0 and not missing:
+                ok = True
                 break
             reason = (f"exit code {code}" if code else f"missing outputs: {', '.join(missing)}") + (
                 f"; last output:\n{tail}" if tail else "")
-        else:
-            raise StageFailed(f"stage {inv.stage!r} failed after {attempt} attempt(s): {reason}")
-        directories = [o.name for o in inv.outputs if o.type == "directory"]
-        try:
-            digests = {o.name: tree.put(store, work / "outputs" / o.name) if o.type == "directory"
-                       else store.put_file(work / "outputs" / o.name) for o in inv.outputs}
-        except ValueError as bad:
-            raise StageFailed(f"stage {inv.stage!r}: {bad}") from None
-        lines = (work / "metrics.jsonl").read_text(errors="replace").splitlines()
-        metrics = metrics_mod.last_values(lines)
-        metrics_blob = store.put_file(work / "metrics.jsonl")
-        environment = imports.read(work / "imports.txt") or None
-        code_ref = _code(inv, store, log)
-    finished = documents.now()
+        env = child_env(inv, work, hook)
+    found = facts.collect(env, imports.frameworks(work.frameworks))
+    work.ran.write_text(json.dumps({"ok": ok, "attempts": attempt, "reason": reason, "facts": found}))
+    return ok
+
+
+def publish(inv: Invocation, store: store_mod.Store, work: Work, log: Log = print) -> Result:
+    """Hash and store the outputs, then the record (write-once, signed), then the indexes."""
+    fetched = json.loads(work.fetched.read_text())
+    ran: dict[str, Any] = json.loads(work.ran.read_text()) if work.ran.is_file() else {"ok": False, "reason": "the stage did not run"}
+    if not ran.get("ok"):
+        raise StageFailed(f"stage {inv.stage!r} failed after {ran.get('attempts', 0)} attempt(s): {ran.get('reason')}")
+    if missing := _missing(inv, work.outputs):
+        raise StageFailed(f"stage {inv.stage!r}: missing outputs: {', '.join(missing)}")
+    if (adopted := _adopt(store, inv)) is not None:
+        log(f"[tycho] {adopted.record} was published by an earlier attempt of this execution: kept")
+        return adopted
+    directories = [o.name for o in inv.outputs if o.type == "directory"]
+    try:
+        digests = {o.name: tree.put(store, work.outputs / o.name) if o.type == "directory"
+                   else store.put_file(work.outputs / o.name) for o in inv.outputs}
+    except ValueError as bad:
+        raise StageFailed(f"stage {inv.stage!r}: {bad}") from None
+    lines = work.metrics.read_text(errors="replace").splitlines() if work.metrics.is_file() else []
+    metrics = metrics_mod.last_values(lines)
+    metrics_log = store.put_bytes("\n".join(lines).encode() + (b"\n" if lines else b""))
+    metrics_blob = store.put_bytes(_canonical(metrics))
+    distributions = imports.read(work.imports) or None
+    environment_blob = store.put_bytes(_canonical({"distributions": distributions or {}, "execution": ran["facts"]}))
+    code_ref = _code(inv, store, log)
     doc = record.build(
         stage=inv.stage, pipeline=inv.pipeline, run_id=inv.run_id,
         invocation_id=os.environ.get("TYCHO_INVOCATION_ID") or inv.invocation_id, executor=inv.executor,
         outputs=digests, directories=directories, params=inv.params, command=inv.command, args=inv.args,
-        env=inv.env, cache_key=inv.cache_key, inputs=inputs, code=code_ref, image=inv.image,
-        started=started, finished=finished, metrics=metrics, metrics_blob=metrics_blob, attempts=attempt,
-        environment=environment)
-    record_rel = publish(store, inv, doc, documents.CacheEntry(
-        key=inv.cache_key, record=layout.record_rel(inv.run_id, inv.stage), outputs=digests,
-        directories=directories, metrics=metrics, environment=environment))
+        env=inv.env, cache_key=inv.cache_key, key_components=inv.key_components, inputs=fetched["inputs"],
+        code=code_ref, image=inv.image, started=fetched["started"], finished=documents.now(),
+        metrics_blob=metrics_blob, metrics_log=metrics_log, environment_blob=environment_blob,
+        attempts=int(ran["attempts"]))
+    entry = documents.CacheEntry(key=inv.cache_key, record=layout.record_rel(inv.run_id, inv.stage), outputs=digests,
+                                 directories=directories, metrics=metrics, environment=distributions)
+    record_rel = write_record(store, inv, doc, entry)
+    meta = doc["predicate"]["runDetails"]["metadata"]
     return Result(stage=inv.stage, outputs=digests, directories=directories, record=record_rel, metrics=metrics,
-                  attempts=attempt, started=started, finished=finished, environment=environment)
+                  attempts=int(ran["attempts"]), started=meta["startedOn"], finished=meta["finishedOn"],
+                  environment=distributions)
 
 
-def publish(store: store_mod.Store, inv: Invocation, doc: dict[str, object], entry: documents.CacheEntry) -> str:
-    """Write the record (write-once), then the indexes that point at it; returns its path."""
+def _adopt(store: store_mod.Store, inv: Invocation) -> Result | None:
+    """An earlier attempt of this execution that died after writing its record (a publish
+    interrupted by a store outage or a killed pod): the record stands, the signature and
+    indexes it may lack are completed, so a retried Job converges instead of failing on
+    the write-once record."""
     rel = layout.record_rel(inv.run_id, inv.stage)
-    store.write_json_once(rel, doc)
+    if not store.exists(rel):
+        return None
+    data = store.read_bytes(rel)
+    doc = json.loads(data)
+    if doc["predicate"]["buildDefinition"]["internalParameters"]["cacheKey"] != inv.cache_key:
+        raise StageFailed(f"{rel} already exists for another cache key; records are write-once")
+    metrics = json.loads(store.get_bytes(record.byproduct_digest(doc, "metrics") or ""))
+    env_digest = record.byproduct_digest(doc, "environment")
+    distributions = (json.loads(store.get_bytes(env_digest)).get("distributions") or None) if env_digest else None
+    outputs, directories = record.outputs_of(doc), record.directories_of(doc)
+    _sign_and_index(store, inv, data, documents.CacheEntry(
+        key=inv.cache_key, record=rel, outputs=outputs, directories=directories, metrics=metrics,
+        environment=distributions))
+    meta = doc["predicate"]["runDetails"]["metadata"]
+    return Result(stage=inv.stage, outputs=outputs, directories=directories, record=rel, metrics=metrics,
+                  attempts=int(doc["predicate"]["buildDefinition"]["internalParameters"]["attempts"]),
+                  started=meta["startedOn"], finished=meta["finishedOn"], environment=distributions)
+
+
+def _canonical(value: object) -> bytes:
+    return json.dumps(value, indent=2, sort_keys=True).encode() + b"\n"
+
+
+def execute(inv: Invocation, log: Log = print, stop: threading.Event | None = None) -> Result:
+    """All three phases in this process (local executors): the store credentials stay in
+    the wrapper, the user's process gets only its contract environment.
+
+    Raises StageFailed (nothing published) or StageCancelled (``stop`` was set)."""
+    store = store_mod.Store(inv.store)
+    with tempfile.TemporaryDirectory(prefix=f"tycho-{inv.stage}-") as tmp:
+        work = Work(Path(tmp))
+        fetch(inv, store, work)
+        run(inv, work, log, stop, store)
+        return publish(inv, store, work, log)
+
+
+def write_record(store: store_mod.Store, inv: Invocation, doc: dict[str, object], entry: documents.CacheEntry) -> str:
+    """Write the record (write-once) and its signature, then the indexes that point at it."""
+    rel = layout.record_rel(inv.run_id, inv.stage)
+    data = record.encode(doc)
+    store.write_bytes_once(rel, data)
+    _sign_and_index(store, inv, data, entry)
+    return rel
+
+
+def _sign_and_index(store: store_mod.Store, inv: Invocation, data: bytes, entry: documents.CacheEntry) -> None:
+    rel = layout.record_rel(inv.run_id, inv.stage)
+    key = signing.configured_key()
+    att = layout.attestation_rel(inv.run_id, inv.stage)
+    if key is not None and not store.exists(att):
+        kid = signing.keyid(key.public_key())
+        if not store.exists(layout.key_rel(kid)):
+            store.write_bytes(layout.key_rel(kid), signing.public_pem(key.public_key()))
+        store.write_bytes_once(att, signing.sign(data, key).encode())
     cache.write(store, entry)
     for digest in entry.outputs.values():
         if not store.exists(layout.producer_rel(digest)):
             store.write_json(layout.producer_rel(digest), {"sha256": digest, "record": rel})
-    return rel
