@@ -104,7 +104,8 @@ def test_a_stage_is_keyed_on_the_distributions_it_imported_not_on_everything_ins
     # Another PyYAML installed now: not a hit, and explain says why.
     from tycho.stage import imports
 
-    monkeypatch.setattr(imports, "installed", lambda: {**imports.distributions(["yaml"]), "pyyaml": "0.1"})
+    now = {**imports.installed(), "pyyaml": "0.1"}
+    monkeypatch.setattr(imports, "installed", lambda: now)
     rows = explain.explain(ws.pipeline(**{"generate.use_yaml": "true"}), ws.store_url, ws.root)
     assert rows[0].action == "run" and f"pyyaml {entry.environment['pyyaml']} -> 0.1" in rows[0].reason
 
