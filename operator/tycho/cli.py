@@ -41,7 +41,7 @@ def _load(args: argparse.Namespace) -> models.ExperimentPipeline:
     path = Path(args.file)
     if not path.is_file():
         raise validation.InvalidManifest([validation.Problem(str(path), "no such file", "give the manifest's path")])
-    pipeline = validation.load_text(path.read_text())
+    pipeline = validation.load_bytes(path.read_bytes())
     overrides = dict(item.split("=", 1) if "=" in item else (item, "") for item in getattr(args, "set", None) or [])
     return validation.apply_overrides(pipeline, overrides) if overrides else pipeline
 
@@ -97,19 +97,19 @@ def _seconds(result: documents.StageResult) -> str:
 
 
 def _print_summary(out: Console, summary: documents.RunSummary, opts: local.Options) -> None:
-    from rich.markup import escape
+    from rich.text import Text
     from rich.table import Table
 
     from tycho.provenance import layout
     from tycho.runners import progress
 
-    table = Table(title=escape(f"{summary.pipeline} — run {summary.run_id} — {summary.phase}"))
+    table = Table(title=Text(f"{summary.pipeline} — run {summary.run_id} — {summary.phase}"))
     for col in ("stage", "result", "time", "detail"):
         table.add_column(col)
     for name, e in summary.stages.items():
         result = {"Cached": "cache hit", "Succeeded": "ran" + (f" ({e.attempts} attempts)" if e.attempts > 1 else "")
                   }.get(e.phase, e.phase)
-        table.add_row(escape(name), result, "" if e.phase == "Cached" else _seconds(e), escape(progress.detail(e)))
+        table.add_row(Text(name), result, "" if e.phase == "Cached" else _seconds(e), Text(progress.detail(e)))
     out.print(table)
     hits = sum(e.phase == "Cached" for e in summary.stages.values())
     ran = sum(e.phase == "Succeeded" for e in summary.stages.values())
@@ -366,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from tycho.api import validation
 
-    out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
+    # No emoji codes, no markup in what users wrote: names are shown as written.
+    out, err = Console(soft_wrap=True, emoji=False), Console(stderr=True, soft_wrap=True, emoji=False)
     try:
         if args.command in {"run", "reproduce"}:
             return {"run": cmd_run, "reproduce": cmd_reproduce}[args.command](args, out, err)

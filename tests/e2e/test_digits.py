@@ -63,14 +63,19 @@ def test_first_run_executes_all_stages_and_records_each(first_run: dict[str, Any
 
 
 def test_records_name_the_python_distributions_each_stage_imported(first_run: dict[str, Any], workdir: Path) -> None:
-    train = json.loads((workdir / "store" / first_run["stages"]["train"]["record"]).read_text())
-    env = next(b for b in train["predicate"]["runDetails"]["byproducts"] if b["name"] == "environment")
-    dists = env["content"]["distributions"]
+    def environment(stage: str) -> dict[str, Any]:
+        doc = json.loads((workdir / "store" / first_run["stages"][stage]["record"]).read_text())
+        env = next(b for b in doc["predicate"]["runDetails"]["byproducts"] if b["name"] == "environment")
+        return json.loads((workdir / "store" / "objects" / "sha256" / env["digest"]["sha256"]).read_text())
+
+    train = environment("train")
+    dists = train["distributions"]
     assert {"numpy", "tensorflow-cpu"} <= set(dists) or {"numpy", "tensorflow"} <= set(dists)
     assert "mypy" not in dists and "pytest" not in dists  # installed, but the stage never imported them
-    evaluate = json.loads((workdir / "store" / first_run["stages"]["evaluate"]["record"]).read_text())
-    env = next(b for b in evaluate["predicate"]["runDetails"]["byproducts"] if b["name"] == "environment")
-    assert "papermill" in env["content"]["distributions"]
+    assert "papermill" in environment("evaluate")["distributions"]
+    facts = train["execution"]
+    assert facts["cpu"] and facts["determinism"]["PYTHONHASHSEED"] == "0" and facts["determinism"]["TF_DETERMINISTIC_OPS"] == "1"
+    assert facts["frameworks"]["tensorflow"]["version"] == dists.get("tensorflow-cpu", dists.get("tensorflow"))
 
 
 def test_second_run_is_all_hits(first_run: dict[str, Any], workdir: Path, store: str) -> None:
