@@ -77,7 +77,7 @@ def load(text: str) -> Any:
             raise Unreadable(f"nested more than {MAX_DEPTH} levels deep") from None
         if node is None:
             return None
-        nodes, _ = _expanded_size(node)
+        nodes = _expanded_size(node)[0] if "&" in text else 0  # no anchor, no alias: nothing can expand
         if nodes > MAX_NODES:
             raise Unreadable(f"the document expands to more than {MAX_NODES:,} values through YAML aliases "
                              "(an alias bomb?)")
