@@ -287,8 +287,12 @@ def cmd_stage_exec(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
     result_path = Path(args.result) if args.result else None
+    log = lambda line: print(line, flush=True)  # noqa: E731
     try:
-        result = wrapper.execute(inv, lambda line: print(line, flush=True), stop)
+        if args.phase != "all":
+            return _stage_phase(args.phase, inv, wrapper.Work(Path(args.work or os.environ.get("TYCHO_WORK", "/stage"))),
+                                log, stop)
+        result = wrapper.execute(inv, log, stop)
     except wrapper.StageCancelled as cancelled:
         print(f"[tycho] {cancelled}", file=sys.stderr, flush=True)
         if result_path:
@@ -302,6 +306,24 @@ def cmd_stage_exec(args: argparse.Namespace) -> int:
     if result_path:
         result_path.write_text(json.dumps({"result": result.model_dump(mode="json")}))
     print("[tycho] result " + result.model_dump_json(), flush=True)
+    return 0
+
+
+def _stage_phase(phase: str, inv: Any, work: Any, log: Any, stop: Any) -> int:
+    """One container of a stage pod: fetch and publish hold store credentials, run never does."""
+    from tycho.provenance import store as store_mod
+    from tycho.stage import wrapper
+
+    if phase == "fetch":
+        wrapper.fetch(inv, store_mod.Store(inv.store), work)
+    elif phase == "run":
+        if not wrapper.run(inv, work, log, stop):
+            ran = json.loads(work.ran.read_text())
+            print(f"[tycho] stage {inv.stage!r} failed: {ran['reason']}", file=sys.stderr, flush=True)
+            return EXIT_FAILED
+    else:
+        result = wrapper.publish(inv, store_mod.Store(inv.store), work, log)
+        print("[tycho] result " + result.model_dump_json(), flush=True)
     return 0
 
 
@@ -346,6 +368,9 @@ def parser() -> argparse.ArgumentParser:
     se = sub.add_parser("stage-exec", help="run one stage (the entrypoint of stage containers)")
     se.add_argument("--invocation", help="invocation JSON file (default: $TYCHO_INVOCATION)")
     se.add_argument("--result", help="write the result (or the error) as JSON to this file")
+    se.add_argument("--phase", choices=["all", "fetch", "run", "publish"], default="all",
+                    help="one container of a stage pod (default: all three phases in this process)")
+    se.add_argument("--work", help="work directory shared by the phases (default $TYCHO_WORK, else /stage)")
     op = sub.add_parser("operator", help="run the Kubernetes operator (settings from TYCHO_* env, see tycho.settings)")
     op.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     return p

@@ -34,6 +34,10 @@ class Settings:
     """TYCHO_GPU_TOLERATION_KEY: taint key GPU nodes carry; GPU stages tolerate it by default."""
     job_ttl_seconds: int = 86400
     """TYCHO_JOB_TTL_SECONDS: ttlSecondsAfterFinished of stage Jobs (records outlive them)."""
+    signing_secret: str = ""
+    """TYCHO_SIGNING_SECRET: Secret with the Ed25519 key (PEM, key ``signing.key``) that signs
+    records; mounted only into each stage pod's publishing container. Empty: records are
+    unsigned, so no cache entry verifies and nothing is a cache hit."""
     peering: str = ""
     """TYCHO_PEERING: kopf peering name for an active/standby pair; empty = standalone."""
 

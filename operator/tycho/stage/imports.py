@@ -66,9 +66,9 @@ def _tycho_note_frameworks():
             pass
     tf = sys.modules.get("tensorflow")
     if tf is not None and hasattr(tf, "__version__"):
+        found["tensorflow"] = {"version": str(tf.__version__)}
         try:
-            found["tensorflow"] = {"version": tf.__version__,
-                                   "opDeterminism": bool(tf.config.experimental.is_op_determinism_enabled())}
+            found["tensorflow"]["opDeterminism"] = bool(tf.config.experimental.is_op_determinism_enabled())
         except Exception:
             pass
     if found:

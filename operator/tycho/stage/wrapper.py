@@ -70,10 +70,6 @@ class Work:
         self.imports, self.frameworks, self.ran = self.out / "imports.txt", self.out / "frameworks.jsonl", self.out / "run.json"
         self.fetched = root / "state" / "fetched.json"
 
-    def make(self) -> Work:
-        for folder in (self.inputs, self.out, self.fetched.parent):
-            folder.mkdir(parents=True, exist_ok=True)
-        return self
 
 
 def _fetch_inputs(inv: Invocation, store: store_mod.Store, target: Path) -> list[dict[str, str | None]]:
@@ -132,6 +128,15 @@ class _Metrics:
                 self.log(f"[tycho] could not publish live metrics: {err}")
 
 
+def mask(line: str, secrets: list[str]) -> str:
+    """A line of stage output with the values of the stage's Secret-backed variables hidden:
+    what the stage prints becomes pod logs, termination messages, status and events."""
+    for value in secrets:
+        if value in line:
+            line = line.replace(value, "***")
+    return line
+
+
 def _stop(proc: subprocess.Popen[str]) -> None:
     """SIGTERM to the user's process group, a grace period, then SIGKILL."""
     try:
@@ -158,11 +163,15 @@ def _attempt(inv: Invocation, work: Work, hook: Path, store: store_mod.Store | N
     proc = subprocess.Popen([*inv.command, *inv.args], cwd=workdir, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
 
+    secrets = sorted({os.environ[n] for n in inv.secret_env if len(os.environ.get(n, "")) >= 3}, key=len,
+                     reverse=True)
+
     def pump() -> None:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            log(line.rstrip("\n"))
-            tail.append(line.rstrip("\n"))
+        for raw in proc.stdout:
+            line = mask(raw.rstrip("\n"), secrets)
+            log(line)
+            tail.append(line)
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
@@ -218,7 +227,8 @@ def _code(inv: Invocation, store: store_mod.Store, log: Log) -> documents.CodeRe
 # ---- the three phases: fetch (store access), run (no store access), publish (store access) ----
 def fetch(inv: Invocation, store: store_mod.Store, work: Work) -> None:
     """Materialise inputs and params; note what was verified where stage code cannot write."""
-    work.make()
+    for folder in (work.inputs, work.fetched.parent):  # in a pod: the two volumes fetch may write
+        folder.mkdir(parents=True, exist_ok=True)
     started = documents.now()
     inputs = _fetch_inputs(inv, store, work.inputs)
     work.params.write_text(json.dumps(inv.params, indent=2, sort_keys=True))
