@@ -246,7 +246,7 @@ def cmd_verify(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_runs(args: argparse.Namespace, out: Console) -> int:
-    from tycho.provenance import metrics, runs, store as store_mod
+    from tycho.provenance import documents, metrics, runs, store as store_mod
 
     store = store_mod.Store(_store(args))
     docs = [runs.load(store, r) for r in runs.run_ids(store, args.pipeline)]
