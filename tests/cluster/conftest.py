@@ -237,6 +237,7 @@ class Operator:
     def __init__(self, cluster: Cluster, namespace: str, log_dir: Path) -> None:
         self.cluster, self.namespace, self.log_dir = cluster, namespace, log_dir
         self.proc: subprocess.Popen[bytes] | None = None
+        self.extra_env: dict[str, str] = {}
         self.starts = 0
         self.health_port = self.metrics_port = 0
 
@@ -250,7 +251,7 @@ class Operator:
         env = self.cluster.env()
         env.update(TYCHO_NAMESPACES=self.namespace, TYCHO_HEALTH_PORT=str(self.health_port),
                    TYCHO_METRICS_PORT=str(self.metrics_port), TYCHO_JOB_TTL_SECONDS="3600",
-                   TYCHO_SIGNING_SECRET=SIGNING_SECRET)
+                   TYCHO_SIGNING_SECRET=SIGNING_SECRET, **self.extra_env)
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([TYCHO, "operator", "--verbose"], env=env, stdout=log, stderr=subprocess.STDOUT)
         wait_for(self.healthy, 30, "the operator's /healthz")
@@ -464,7 +465,7 @@ class Space:
                                     image_id=image_id or f"docker.io/tycho/stage-cpu@sha256:{'ab' * 32}")
         return proc
 
-    def drive(self, name: str = "toy", timeout: float = 60) -> dict[str, Any]:
+    def drive(self, name: str = "toy", timeout: float = 180) -> dict[str, Any]:
         """Run every Job the operator creates until the pipeline finishes; returns its status."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -307,9 +307,9 @@ def test_every_pod_meets_the_restricted_pod_security_standard(name: str, scenari
         assert not _restricted_violations(deployment["spec"]["template"]["spec"]), deployment["metadata"]["name"]
 
 
-def test_operator_container_runs_as_uid_1000_with_a_writable_tmp(scenarios: dict[str, Scenario]) -> None:
+def test_operator_container_runs_as_uid_10001_with_a_writable_tmp(scenarios: dict[str, Scenario]) -> None:
     spec = s.one(scenarios["default"].objects, "Deployment", "tycho")["spec"]["template"]["spec"]
-    assert spec["securityContext"]["runAsUser"] == 1000
+    assert spec["securityContext"]["runAsUser"] == 10001
     mounts = {m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
     assert "/tmp" in mounts
 

@@ -22,7 +22,7 @@ from tycho.api import models, validation
 from tycho.controller import events, metrics, runbook, status as status_mod
 from tycho.engine import lookup, model, prepare, scheduler
 from tycho.executors import kube as kube_executor
-from tycho.kube import client, jobs, naming
+from tycho.kube import client, jobs, naming, policy
 from tycho.provenance import documents, runs, store as store_mod
 from tycho.settings import Settings
 
@@ -109,7 +109,7 @@ class Reconciler:
         try:
             pipeline = validation.check(manifest_of(body))
             url = jobs.store_url(pipeline.spec, self.settings)
-            if problems := jobs.store_problems(url):
+            if problems := jobs.store_problems(url) + policy.check(pipeline, self.settings):
                 raise validation.InvalidManifest(problems)
         except validation.InvalidManifest as bad:
             new = status_mod.invalid(prior, bad.problems, generation, now)
