@@ -103,9 +103,15 @@ def installed() -> dict[str, str]:
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def _providers() -> Mapping[str, list[str]]:
+    """Top-level module -> distributions providing it (scanning them all takes a while: once)."""
+    return importlib.metadata.packages_distributions()
+
+
 def distributions(modules: Iterable[str]) -> dict[str, str]:
     """The distributions (and versions) that provide these top-level modules."""
-    providers = importlib.metadata.packages_distributions()
+    providers = _providers()
     versions = installed()
     out: dict[str, str] = {}
     for module in set(modules):
