@@ -24,6 +24,7 @@ from tycho.reports import verify
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 PIPELINES = 50
+KILL_SECONDS = float(os.environ.get("TYCHO_FAULT_KILL_SECONDS", "150"))
 
 
 def _pipelines(space: Space, count: int, retries: int = 0) -> list[str]:
@@ -65,12 +66,27 @@ def _check_store(space: Space, names: list[str]) -> None:
     assert report.problems == [], report.problems[:10]
 
 
+def _reconciling(space: Space) -> bool:
+    """The operator has listed everything and started reconciling (kopf serves /healthz
+    while it is still filling its indexes; a kill before this point only repeats the start)."""
+    try:
+        text = space.operator.metrics()
+    except OSError:
+        return False
+    counts = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line.startswith("tycho_reconcile_duration_seconds_count")]
+    return bool(counts and counts[0] > 0)
+
+
 def test_the_operator_killed_at_random_moments_loses_and_duplicates_nothing(space: Space) -> None:
+    """Each operator life is ended by SIGKILL at a random moment 0.5-3 s after it starts
+    reconciling, for as long as KILL_SECONDS allows; then it finishes the pipelines."""
     rng = random.Random(int(os.environ.get("TYCHO_FAULT_SEED", "7")))
     names = _pipelines(space, PIPELINES)
     jobs_seen: dict[str, set[str]] = collections.defaultdict(set)
     kills = 0
-    deadline = time.monotonic() + 600
+    killing_until = time.monotonic() + KILL_SECONDS
+    deadline = time.monotonic() + 900
     with FastKubelet(space) as kubelet:
         while time.monotonic() < deadline:
             for job in space.jobs():
@@ -79,6 +95,10 @@ def test_the_operator_killed_at_random_moments_loses_and_duplicates_nothing(spac
             if all(phases.get(n) == "Succeeded" for n in names):
                 break
             assert not [n for n, p in phases.items() if p in ("Failed", "Invalid")], phases
+            if time.monotonic() > killing_until:
+                time.sleep(1)
+                continue
+            wait_for(lambda: _reconciling(space), 60, "the operator to start reconciling", interval=0.1)
             time.sleep(rng.uniform(0.5, 3.0))
             space.operator.kill(signal.SIGKILL)
             kills += 1
