@@ -33,6 +33,7 @@ class RunBook:
         if not runs.exists(store, run_id):
             return None
         summary = runs.load(store, run_id)
+        runs.ensure_indexed(store, summary)  # an operator killed between summary and marker
         with self._lock:
             self._cache[run_id] = summary
         return summary

@@ -48,9 +48,15 @@ def save(store: store_mod.Store, summary: documents.RunSummary, *, indexed: bool
     """Write (or replace) a summary; unless ``indexed``, make sure the pipeline's index lists it."""
     store.write_bytes(layout.summary_rel(summary.run_id), encode(summary))
     if not indexed:
-        marker = layout.pipeline_run_marker(summary.pipeline, summary.created_at, summary.run_id)
-        if not store.exists(marker):
-            store.write_bytes(marker, marker_bytes(summary.run_id))
+        ensure_indexed(store, summary)
+
+
+def ensure_indexed(store: store_mod.Store, summary: documents.RunSummary) -> None:
+    """The pipeline's index lists the run (a writer killed between the summary and its
+    marker left it out: whoever loads the summary next puts it back)."""
+    marker = layout.pipeline_run_marker(summary.pipeline, summary.created_at, summary.run_id)
+    if not store.exists(marker):
+        store.write_bytes(marker, marker_bytes(summary.run_id))
 
 
 def seal_statement(summary: documents.RunSummary) -> dict[str, object]:
