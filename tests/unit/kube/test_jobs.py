@@ -196,3 +196,17 @@ def test_default_store_replaces_the_local_default_url() -> None:
     spec = validation.check(doc).spec
     assert jobs.store_url(spec, Settings(default_store="s3://cluster/store")) == "s3://cluster/store"
     assert jobs.store_url(fk.toy().spec, Settings(default_store="s3://cluster/store")) == fk.STORE
+
+
+def test_a_stage_that_declares_network_is_labelled_for_the_network_policy() -> None:
+    doc = fk.toy_doc()
+    doc["spec"]["stages"][0]["network"] = True
+    job = _job(validation.check(doc))
+    assert job["spec"]["template"]["metadata"]["labels"][naming.LABEL_NETWORK] == "true"
+    assert naming.LABEL_NETWORK not in _job()["spec"]["template"]["metadata"]["labels"]
+
+
+def test_secret_values_are_masked_in_what_the_stage_prints() -> None:
+    from tycho.stage import wrapper
+
+    assert wrapper.mask("token=s3cr3t-value and s3cr3t-value", ["s3cr3t-value"]) == "token=*** and ***"
