@@ -238,6 +238,9 @@ class Operator:
         self.cluster, self.namespace, self.log_dir = cluster, namespace, log_dir
         self.proc: subprocess.Popen[bytes] | None = None
         self.extra_env: dict[str, str] = {}
+        # The operator's copy of the signing key (it seals run summaries), where the kubelet's
+        # files are: hidden from stage containers like the rest of the cluster's state.
+        self.signing_key = STATE / "keys" / f"{namespace}.key"
         self.starts = 0
         self.health_port = self.metrics_port = 0
 
@@ -251,7 +254,7 @@ class Operator:
         env = self.cluster.env()
         env.update(TYCHO_NAMESPACES=self.namespace, TYCHO_HEALTH_PORT=str(self.health_port),
                    TYCHO_METRICS_PORT=str(self.metrics_port), TYCHO_JOB_TTL_SECONDS="3600",
-                   TYCHO_SIGNING_SECRET=SIGNING_SECRET, **self.extra_env)
+                   TYCHO_SIGNING_SECRET=SIGNING_SECRET, TYCHO_SIGNING_KEY=str(self.signing_key), **self.extra_env)
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([TYCHO, "operator", "--verbose"], env=env, stdout=log, stderr=subprocess.STDOUT)
         wait_for(self.healthy, 30, "the operator's /healthz")
@@ -493,9 +496,8 @@ def make_space(cluster: Cluster, kube: Kube, tmp: Path, prefix: str) -> Space:
                     f"--from-literal=AWS_ACCESS_KEY_ID={s3['AWS_ACCESS_KEY_ID']}",
                     f"--from-literal=AWS_SECRET_ACCESS_KEY={s3['AWS_SECRET_ACCESS_KEY']}",
                     f"--from-literal=AWS_ENDPOINT_URL={s3['AWS_ENDPOINT_URL']}")
-    with tempfile.TemporaryDirectory() as keys:
-        key = signing.ensure_key(Path(keys) / "signing.key")
-        cluster.kubectl("-n", ns, "create", "secret", "generic", SIGNING_SECRET, f"--from-file=signing.key={key}")
+    key = signing.ensure_key(STATE / "keys" / f"{ns}.key")
+    cluster.kubectl("-n", ns, "create", "secret", "generic", SIGNING_SECRET, f"--from-file=signing.key={key}")
     wait_for(lambda: cluster.kubectl("-n", ns, "get", "serviceaccount", "default", check=False).returncode == 0,
              30, "the namespace's default ServiceAccount")
     operator = Operator(cluster, ns, tmp)
