@@ -12,11 +12,13 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import io
+import multiprocessing
 import os
 import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -66,18 +68,35 @@ def _run_pod(containers: list[tuple[str, str, dict[str, str]]], code_dir: str) -
     return out
 
 
+POD_SECONDS = 90.0
+"""A pod that has not ended by then is killed (its worker with it) and reported failed:
+what a node does with a stuck container past its deadline (the Job retries it)."""
+
+
 class FastKubelet:
     """Watches the space's pods; runs each Running pod once; reports it as a kubelet would."""
 
     def __init__(self, space: Space, workers: int = 2) -> None:
         self.space = space
-        self.pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers)
+        self.workers = workers
+        self.pool = self._pool()
         self.handled: set[str] = set()
         self.pods_run = 0
         self.failures = 0
         self.stop = threading.Event()
         self.errors: list[str] = []
         self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        # Fresh interpreters (spawn), not forks of this process and its store clients.
+        return concurrent.futures.ProcessPoolExecutor(max_workers=self.workers,
+                                                      mp_context=multiprocessing.get_context("spawn"))
+
+    def _restart_pool(self) -> None:
+        for process in list(getattr(self.pool, "_processes", {}).values()):
+            process.kill()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool = self._pool()
 
     def __enter__(self) -> FastKubelet:
         self.thread.start()
@@ -103,6 +122,7 @@ class FastKubelet:
 
     def _loop(self) -> None:
         pending: dict[concurrent.futures.Future[Result], dict[str, Any]] = {}
+        started: dict[concurrent.futures.Future[Result], float] = {}
         while not self.stop.is_set():
             try:
                 for pod in self.space.kube.pods(self.space.ns, "tycho.dev/pipeline"):
@@ -110,21 +130,32 @@ class FastKubelet:
                     if uid in self.handled or pod.get("status", {}).get("phase") != "Running" \
                             or pod["metadata"].get("deletionTimestamp"):
                         continue
-                    self.handled.add(uid)
                     future = self.pool.submit(_run_pod, self._containers(pod), str(self.space.code_dir))
-                    pending[future] = pod
+                    self.handled.add(uid)
+                    pending[future], started[future] = pod, time.monotonic()
                 done, _ = concurrent.futures.wait(list(pending), timeout=0.3,
                                                   return_when=concurrent.futures.FIRST_COMPLETED)
+                stuck = [f for f in pending if f not in done and time.monotonic() - started[f] > POD_SECONDS]
+                if stuck:
+                    self._restart_pool()
+                    done = set(pending)  # every pod of the killed workers ends as failed
                 for future in done:
                     pod = pending.pop(future)
-                    results = future.result()
+                    started.pop(future, None)
+                    try:
+                        results = future.result(timeout=0)
+                    except Exception as err:  # noqa: BLE001 - killed past its deadline, or its worker was
+                        results = [(pod["spec"]["initContainers"][0]["name"], 137, f"killed: {err!r}")]
                     self.pods_run += 1
                     self.failures += any(code for _, code, _ in results)
                     ran = [({"name": n}, subprocess.CompletedProcess([], code, text, "")) for n, code, text in results]
-                    try:
-                        self.space.kube.finish_containers(pod, ran, f"docker.io/tycho/stage-cpu@sha256:{'ab' * 32}")
-                    except Exception as err:  # noqa: BLE001 - a pod deleted meanwhile
-                        self.errors.append(str(err))
+                    for _ in range(5):
+                        try:
+                            self.space.kube.finish_containers(pod, ran, f"docker.io/tycho/stage-cpu@sha256:{'ab' * 32}")
+                            break
+                        except Exception as err:  # noqa: BLE001 - a pod deleted meanwhile, or an API hiccup
+                            self.errors.append(f"finishing {pod['metadata']['name']}: {err}")
+                            self.stop.wait(1)
             except Exception as err:  # noqa: BLE001 - keep playing kubelet through API hiccups
                 self.errors.append(repr(err))
                 self.stop.wait(0.5)

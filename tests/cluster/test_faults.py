@@ -136,8 +136,14 @@ def test_a_store_outage_mid_run_is_retried_and_leaves_no_half_written_object(spa
         restarted = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         (STATE / "pids" / "minio.pid").write_text(f"{restarted.pid}\n")
-        phases = wait_for(lambda: (p := _phases(space)) if all(p.get(n) == "Succeeded" for n in names) else None,
-                          400, "every pipeline to finish after the outage")
+        def finished() -> dict[str, str] | None:
+            now = _phases(space)
+            return now if all(now.get(n) == "Succeeded" for n in names) else None
+
+        try:
+            phases = wait_for(finished, 400, "every pipeline to finish after the outage")
+        except AssertionError as late:
+            raise AssertionError(f"{late}; kubelet: ran {kubelet.pods_run} pods, errors {kubelet.errors[-5:]}") from None
         assert set(phases.values()) == {"Succeeded"}
         assert kubelet.failures >= 1  # stages did fail during the outage ...
     stages: dict[str, Any] = {}

@@ -34,10 +34,14 @@ def storage_options(url: str) -> dict[str, Any]:
     if url.startswith("s3://"):
         endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("TYCHO_S3_ENDPOINT")
         # No listing cache: another process (a stage pod) may have just written the key.
-        opts: dict[str, Any] = {"use_listings_cache": False}
+        # Bounded timeouts and retries: an unreachable store fails a stage attempt within about
+        # a minute (the Job retries it as a new pod) instead of hanging on a dead connection.
+        config: dict[str, Any] = {"connect_timeout": 5, "read_timeout": 30,
+                                  "retries": {"max_attempts": 4, "mode": "standard"}}
+        opts: dict[str, Any] = {"use_listings_cache": False, "config_kwargs": config}
         if endpoint:
             opts["client_kwargs"] = {"endpoint_url": endpoint}
-            opts["config_kwargs"] = {"s3": {"addressing_style": "path"}}
+            config["s3"] = {"addressing_style": "path"}
         return opts
     return {}
 
