@@ -84,8 +84,15 @@ class FastKubelet:
         self.pods_run = 0
         self.failures = 0
         self.stop = threading.Event()
+        self.paused = threading.Event()
+        """While set, no new pod is started (pods wait, Running, as on a busy node)."""
         self.errors: list[str] = []
         self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def waiting(self) -> int:
+        """Running pods not started yet (while paused)."""
+        return sum(p["metadata"]["uid"] not in self.handled and p.get("status", {}).get("phase") == "Running"
+                   for p in self.space.kube.pods(self.space.ns, "tycho.dev/pipeline"))
 
     def _pool(self) -> concurrent.futures.ProcessPoolExecutor:
         # Fresh interpreters (spawn), not forks of this process and its store clients.
@@ -128,7 +135,7 @@ class FastKubelet:
                 for pod in self.space.kube.pods(self.space.ns, "tycho.dev/pipeline"):
                     uid = pod["metadata"]["uid"]
                     if uid in self.handled or pod.get("status", {}).get("phase") != "Running" \
-                            or pod["metadata"].get("deletionTimestamp"):
+                            or pod["metadata"].get("deletionTimestamp") or self.paused.is_set():
                         continue
                     future = self.pool.submit(_run_pod, self._containers(pod), str(self.space.code_dir))
                     self.handled.add(uid)

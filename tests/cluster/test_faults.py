@@ -126,11 +126,12 @@ def _minio() -> tuple[int, list[str], dict[str, str], str]:
 def test_a_store_outage_mid_run_is_retried_and_leaves_no_half_written_object(space: Space) -> None:
     names = _pipelines(space, 6, retries=6)
     with FastKubelet(space) as kubelet:
-        wait_for(lambda: sum(p == "Succeeded" for p in _phases(space).values()) >= 1 or None, 120,
-                 "the first pipeline to finish before the outage")
+        kubelet.paused.set()  # the runs have started; their first pods run while the store is down
+        wait_for(lambda: kubelet.waiting() >= len(names) or None, 120, "every pipeline's first pod")
         pid, argv, env, cwd = _minio()
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: not Path(f"/proc/{pid}").exists() or None, 10, "MinIO to stop")
+        kubelet.paused.clear()
         time.sleep(30)
         log = open(STATE / "logs" / "minio.log", "ab")
         restarted = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
