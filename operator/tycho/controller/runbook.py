@@ -17,7 +17,7 @@ from collections.abc import Callable
 from tycho.api import models
 from tycho.engine import model, scheduler
 from tycho.kube import jobs
-from tycho.provenance import documents, runs, signing, store as store_mod
+from tycho.provenance import documents, layout, runs, signing, store as store_mod
 
 
 class RunBook:
@@ -35,7 +35,10 @@ class RunBook:
         if not runs.exists(store, run_id):
             return None
         summary = runs.load(store, run_id)
-        runs.ensure_indexed(store, summary)  # an operator killed between summary and marker
+        runs.ensure_indexed(store, summary)  # an operator killed between summary and marker ...
+        if summary.phase != "Running" and self.key is not None \
+                and not store.exists(layout.run_attestation_rel(summary.run_id)):
+            runs.seal(store, summary, self.key)  # ... or between a finished summary and its seal
         with self._lock:
             self._cache[run_id] = summary
         return summary
