@@ -4,6 +4,7 @@ then ``reproduce`` of a deterministic and a non-deterministic variant.
 
     .venv/bin/python benchmarks/gpu_facts.py            # uses a temporary folder
     .venv/bin/python benchmarks/gpu_facts.py --keep DIR  # keep the store to look at
+    .venv/bin/python benchmarks/gpu_facts.py --python /usr/bin/python3   # torch lives in another Python
 
 Prints JSON: the recorded facts (node/host, CPU, accelerators with driver and CUDA
 versions, torch version/CUDA build/determinism switches, determinism variables), and for
@@ -63,7 +64,7 @@ spec:
   stages:
     - name: train
       image: local
-      command: [python, stage.py]
+      command: [PYTHON, stage.py]
       params: {deterministic: DETERMINISTIC}
       env:
         - {name: CUBLAS_WORKSPACE_CONFIG, value: ":4096:8"}
@@ -82,6 +83,8 @@ def tycho(*args: str, cwd: Path) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    parser.add_argument("--python", default="python",
+                        help="interpreter that runs the stage (default: Tycho's own; give one that imports torch)")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="tycho-gpu-"))
     (root / "code").mkdir(parents=True, exist_ok=True)
@@ -89,7 +92,8 @@ def main() -> None:
     report: dict[str, object] = {}
     for variant in ("deterministic", "nondeterministic"):
         manifest = root / f"{variant}.yaml"
-        manifest.write_text(MANIFEST.replace("DETERMINISTIC", "true" if variant == "deterministic" else "false")
+        manifest.write_text(MANIFEST.replace("PYTHON", json.dumps(args.python))
+                            .replace("DETERMINISTIC", "true" if variant == "deterministic" else "false")
                             .replace("gpu-facts", f"gpu-{variant[:5]}"))
         run = tycho("run", str(manifest), cwd=root)
         stage = run["stages"]["train"]  # type: ignore[index]
