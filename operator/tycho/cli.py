@@ -41,7 +41,7 @@ def _load(args: argparse.Namespace) -> models.ExperimentPipeline:
     path = Path(args.file)
     if not path.is_file():
         raise problems.InvalidManifest([problems.Problem(str(path), "no such file", "give the manifest's path")])
-    pipeline = validation.load_text(path.read_text())
+    pipeline = validation.load_bytes(path.read_bytes())
     overrides = dict(item.split("=", 1) if "=" in item else (item, "") for item in getattr(args, "set", None) or [])
     return validation.apply_overrides(pipeline, overrides) if overrides else pipeline
 
@@ -56,6 +56,7 @@ def _executor(args: argparse.Namespace, reporter: progress.Reporter) -> process.
 
     state = Path(".tycho")
     return process.ProcessExecutor(state / "work", Path(getattr(args, "logs", None) or state / "logs"), reporter)
+
 
 
 def cmd_validate(args: argparse.Namespace, out: Console) -> int:
@@ -96,19 +97,19 @@ def _seconds(result: documents.StageResult) -> str:
 
 
 def _print_summary(out: Console, summary: documents.RunSummary, opts: local.Options) -> None:
-    from rich.markup import escape
+    from rich.text import Text
     from rich.table import Table
 
     from tycho.provenance import layout
     from tycho.runners import progress
 
-    table = Table(title=escape(f"{summary.pipeline} — run {summary.run_id} — {summary.phase}"))
+    table = Table(title=Text(f"{summary.pipeline} — run {summary.run_id} — {summary.phase}"))
     for col in ("stage", "result", "time", "detail"):
         table.add_column(col)
     for name, e in summary.stages.items():
         result = {"Cached": "cache hit", "Succeeded": "ran" + (f" ({e.attempts} attempts)" if e.attempts > 1 else "")
                   }.get(e.phase, e.phase)
-        table.add_row(escape(name), result, "" if e.phase == "Cached" else _seconds(e), escape(progress.detail(e)))
+        table.add_row(Text(name), result, "" if e.phase == "Cached" else _seconds(e), Text(progress.detail(e)))
     out.print(table)
     hits = sum(e.phase == "Cached" for e in summary.stages.values())
     ran = sum(e.phase == "Succeeded" for e in summary.stages.values())
@@ -174,8 +175,16 @@ def cmd_reproduce(args: argparse.Namespace, out: Console, err: Console) -> int:
     if not args.json:
         for o in report.outputs:
             mark = "identical" if o.identical else "DIFFERS  "
-            out.print(f"{mark} {o.stage}/{o.output} {o.recorded[:16]}… → {(o.reproduced or 'none')[:16]}…",
+            far = (f" ({o.bytes_differing:,} of {o.size_recorded:,} bytes differ"
+                   + (f", now {o.size_reproduced:,} bytes" if o.size_reproduced != o.size_recorded else "") + ")"
+                   if o.bytes_differing is not None and o.size_recorded is not None else "")
+            out.print(f"{mark} {o.stage}/{o.output} {o.recorded[:16]}… → {(o.reproduced or 'none')[:16]}…{far}",
                       markup=False, highlight=False, style="green" if o.identical else "red")
+        for stage, differences in report.environment.items():
+            out.print(f"stage {stage} ran elsewhere: " + ("; ".join(differences) or "no recorded environment fact "
+                      "differs (the stage itself is not deterministic)"), markup=False, highlight=False)
+        for problem in report.problems:
+            out.print(f"error {problem}", markup=False, highlight=False, style="red")
         for w in report.warnings:
             out.print(f"warning: {w}", markup=False, highlight=False, style="yellow")
         verdict = "bit-identical" if report.identical else "NOT identical"
@@ -188,7 +197,8 @@ def cmd_lineage(args: argparse.Namespace, out: Console) -> int:
     from tycho.provenance import store as store_mod
     from tycho.reports import lineage as lineage_mod
 
-    steps = lineage_mod.walk(store_mod.Store(_store(args)), args.ref)
+    store = store_mod.Store(_store(args))
+    steps = lineage_mod.walk(store, args.ref, _keys(args, store))
     _emit(args, {"ref": args.ref, "steps": steps})
     if not args.json:
         for step in steps:
@@ -205,6 +215,34 @@ def cmd_lineage(args: argparse.Namespace, out: Console) -> int:
             for line in lines:
                 out.print(line, markup=False, highlight=False)
     return 0
+
+
+def _keys(args: argparse.Namespace, store: Any) -> Any:
+    """Whose signatures count: ``--key`` files when given (pinned), else the configured keys."""
+    from tycho.provenance import audit, signing
+
+    if getattr(args, "key", None):
+        return audit.file_keys(args.key)
+    local = Path(os.environ.get(signing.KEY_ENV) or ".tycho/signing.key")
+    return audit.trusted_keys(store, [local] if local.is_file() else [])
+
+
+def cmd_verify(args: argparse.Namespace, out: Console) -> int:
+    from tycho.provenance import store as store_mod
+    from tycho.reports import verify as verify_mod
+
+    if not args.run_ids and not args.all:
+        raise LookupError("name the runs to verify (RUN ...) or pass --all")
+    store = store_mod.Store(_store(args))
+    report = verify_mod.verify(store, None if args.all else args.run_ids, _keys(args, store))
+    _emit(args, {"ok": report.ok, **report.model_dump(by_alias=True)})
+    if not args.json:
+        for problem in report.problems:
+            out.print(f"error {problem}", markup=False, highlight=False, style="red")
+        counts = ", ".join(f"{n} {k}" for k, n in report.checked.items() if n)
+        verdict = "verified" if report.ok else f"{len(report.problems)} problem(s)"
+        out.print(f"{verdict}: {counts} in {store.url}", markup=False, highlight=False)
+    return 0 if report.ok else EXIT_FAILED
 
 
 def _index(args: argparse.Namespace) -> Any:
@@ -350,8 +388,12 @@ def cmd_stage_exec(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
     result_path = Path(args.result) if args.result else None
+    log = lambda line: print(line, flush=True)  # noqa: E731
     try:
-        result = wrapper.execute(inv, lambda line: print(line, flush=True), stop)
+        if args.phase != "all":
+            return _stage_phase(args.phase, inv, wrapper.Work(Path(args.work or os.environ.get("TYCHO_WORK", "/stage"))),
+                                log, stop)
+        result = wrapper.execute(inv, log, stop)
     except wrapper.StageCancelled as cancelled:
         print(f"[tycho] {cancelled}", file=sys.stderr, flush=True)
         if result_path:
@@ -370,6 +412,24 @@ def cmd_stage_exec(args: argparse.Namespace) -> int:
 
 VIEWS = {"runs": cmd_runs, "show": cmd_show, "diff": cmd_diff, "index": cmd_index, "board": cmd_board}
 """Commands that only read the store (through the run index)."""
+
+
+def _stage_phase(phase: str, inv: Any, work: Any, log: Any, stop: Any) -> int:
+    """One container of a stage pod: fetch and publish hold store credentials, run never does."""
+    from tycho.provenance import store as store_mod
+    from tycho.stage import wrapper
+
+    if phase == "fetch":
+        wrapper.fetch(inv, store_mod.Store(inv.store), work)
+    elif phase == "run":
+        if not wrapper.run(inv, work, log, stop):
+            ran = json.loads(work.ran.read_text())
+            print(f"[tycho] stage {inv.stage!r} failed: {ran['reason']}", file=sys.stderr, flush=True)
+            return EXIT_FAILED
+    else:
+        result = wrapper.publish(inv, store_mod.Store(inv.store), work, log)
+        print("[tycho] result " + result.model_dump_json(), flush=True)
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -401,6 +461,12 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--timeout", type=float, default=3600, help="seconds to wait for --on-cluster (default 3600)")
     lin = add("lineage", "trace an output back to raw data")
     lin.add_argument("ref", help="sha256:HEX, HEX, or RUN/STAGE/OUTPUT")
+    ver = add("verify", "check records, signatures, objects and cache entries; exit 1 naming anything wrong")
+    ver.add_argument("run_ids", nargs="*", metavar="RUN", help="runs to verify")
+    ver.add_argument("--all", action="store_true", help="the whole store, every object re-hashed")
+    ver.add_argument("--key", action="append", metavar="PEM", help="trusted public key (repeatable; default: the "
+                     "configured signing key, $TYCHO_TRUSTED_KEYS, else the keys the store holds)")
+    lin.add_argument("--key", action="append", metavar="PEM", help="trusted public key (repeatable)")
     rs = add("runs", "list recorded runs: filter, sort, choose columns (from the run index)")
     rs.add_argument("--pipeline", help="only this pipeline's runs")
     rs.add_argument("--filter", "-f", action="append", metavar="EXPR",
@@ -436,6 +502,9 @@ def parser() -> argparse.ArgumentParser:
     se = sub.add_parser("stage-exec", help="run one stage (the entrypoint of stage containers)")
     se.add_argument("--invocation", help="invocation JSON file (default: $TYCHO_INVOCATION)")
     se.add_argument("--result", help="write the result (or the error) as JSON to this file")
+    se.add_argument("--phase", choices=["all", "fetch", "run", "publish"], default="all",
+                    help="one container of a stage pod (default: all three phases in this process)")
+    se.add_argument("--work", help="work directory shared by the phases (default $TYCHO_WORK, else /stage)")
     op = sub.add_parser("operator", help="run the Kubernetes operator (settings from TYCHO_* env, see tycho.settings)")
     op.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     return p
@@ -454,7 +523,8 @@ def main(argv: list[str] | None = None) -> int:
         return operator_main.run(verbose=args.verbose)
     from rich.console import Console
 
-    out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
+    # No emoji codes, no markup in what users wrote: names are shown as written.
+    out, err = Console(soft_wrap=True, emoji=False), Console(stderr=True, soft_wrap=True, emoji=False)
     if args.command in VIEWS:  # read the store only: no manifest, so no API models to import (fast start)
         try:
             return VIEWS[args.command](args, out)
@@ -469,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in {"run", "reproduce"}:
             return {"run": cmd_run, "reproduce": cmd_reproduce}[args.command](args, out, err)
-        handler = {"validate": cmd_validate, "explain": cmd_explain, "lineage": cmd_lineage}
+        handler = {"validate": cmd_validate, "explain": cmd_explain, "lineage": cmd_lineage, "verify": cmd_verify}
         return handler[args.command](args, out)
     except problems.InvalidManifest as invalid:
         if getattr(args, "json", False):
@@ -478,8 +548,20 @@ def main(argv: list[str] | None = None) -> int:
             err.print(f"error {problem}", markup=False, highlight=False)
         return EXIT_INVALID
     except (LookupError, FileNotFoundError) as missing:
-        err.print(f"error {missing}", markup=False, highlight=False)
-        return EXIT_INVALID
+        return _fail(args, err, str(missing))
+    except Exception as broken:  # noqa: BLE001 - a store item Tycho cannot use: one line, never a traceback
+        from tycho.provenance import store as store_mod
+
+        if not isinstance(broken, (ValueError, OSError, store_mod.IntegrityError)):
+            raise
+        return _fail(args, err, f"{type(broken).__name__}: {str(broken).splitlines()[0] if str(broken) else ''}")
+
+
+def _fail(args: argparse.Namespace, err: Console, message: str) -> int:
+    if getattr(args, "json", False):
+        _emit(args, {"error": message})
+    err.print(f"error {message}", markup=False, highlight=False)
+    return EXIT_INVALID
 
 
 if __name__ == "__main__":

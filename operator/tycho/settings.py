@@ -34,6 +34,23 @@ class Settings:
     """TYCHO_GPU_TOLERATION_KEY: taint key GPU nodes carry; GPU stages tolerate it by default."""
     job_ttl_seconds: int = 86400
     """TYCHO_JOB_TTL_SECONDS: ttlSecondsAfterFinished of stage Jobs (records outlive them)."""
+    signing_secret: str = ""
+    """TYCHO_SIGNING_SECRET: Secret with the Ed25519 key (PEM, key ``signing.key``) that signs
+    records; mounted only into each stage pod's publishing container. Empty: records are
+    unsigned, so no cache entry verifies and nothing is a cache hit."""
+    allowed_registries: tuple[str, ...] = ()
+    """TYCHO_ALLOWED_REGISTRIES: comma-separated image prefixes stage images must start with
+    (e.g. ``ghcr.io/acme/``); empty = any registry."""
+    require_digests: bool = False
+    """TYCHO_REQUIRE_DIGESTS: stage images must be pinned by ``@sha256:`` digest."""
+    allowed_secrets: tuple[str, ...] = ()
+    """TYCHO_ALLOWED_SECRETS: Secret names pipelines may use (storage.secretRef, env valueFrom); empty = any."""
+    allowed_toleration_keys: tuple[str, ...] = ()
+    """TYCHO_ALLOWED_TOLERATION_KEYS: taint keys stages may tolerate; empty = any."""
+    allowed_node_selector_keys: tuple[str, ...] = ()
+    """TYCHO_ALLOWED_NODE_SELECTOR_KEYS: node label keys stages may select on; empty = any."""
+    allowed_namespaces: tuple[str, ...] = ()
+    """TYCHO_ALLOWED_NAMESPACES: namespaces whose pipelines may run; empty = any."""
     peering: str = ""
     """TYCHO_PEERING: kopf peering name for an active/standby pair; empty = standalone."""
 
@@ -46,8 +63,10 @@ class Settings:
             raw = env.get(f"TYCHO_{field.name.upper()}")
             if raw is None:
                 continue
-            if field.name == "namespaces":
+            if isinstance(field.default, tuple):
                 values[field.name] = tuple(n.strip() for n in raw.split(",") if n.strip())
+            elif isinstance(field.default, bool):
+                values[field.name] = raw.strip().lower() in ("1", "true", "yes")
             elif isinstance(field.default, int):
                 values[field.name] = int(raw)
             else:

@@ -19,10 +19,13 @@ import copy
 import dataclasses
 import json
 import os
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -34,7 +37,7 @@ import pytest
 import yaml
 
 from tycho.kube import client, naming
-from tycho.provenance import layout, store as store_mod
+from tycho.provenance import layout, signing, store as store_mod
 from tycho.stage import invocation
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,6 +50,7 @@ TYCHO = str(VENV_BIN / "tycho")
 KUBECTL = os.environ.get("KUBECTL", "kubectl")
 PIPELINES = "/apis/tycho.dev/v1alpha1/namespaces/{ns}/experimentpipelines"
 SECRET = "tycho-store"
+SIGNING_SECRET = "tycho-signing"
 
 pytestmark = pytest.mark.cluster
 
@@ -183,6 +187,37 @@ class Kube(client.Kube):
         self._call("PATCH", f"/api/v1/namespaces/{ns}/pods/{name}/status", body={"status": status},
                    content_type="application/merge-patch+json")
 
+    def finish_containers(self, pod: dict[str, Any],
+                          results: list[tuple[dict[str, Any], subprocess.CompletedProcess[str]]], image_id: str) -> None:
+        """Play kubelet for a multi-container pod: each container that ran terminated with its
+        exit code (the last lines of a failed one as its termination message, as
+        FallbackToLogsOnError does); the pod failed if any did."""
+        ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        ran = {c["name"]: p for c, p in results}
+        spec = pod["spec"]
+
+        def status(container: dict[str, Any]) -> dict[str, Any]:
+            proc = ran.get(container["name"])
+            if proc is None:
+                state: dict[str, Any] = {"waiting": {"reason": "PodInitializing"}}
+            else:
+                terminated: dict[str, Any] = {"exitCode": proc.returncode, "startedAt": now, "finishedAt": now,
+                                              "reason": "Completed" if proc.returncode == 0 else "Error"}
+                if proc.returncode:
+                    terminated["message"] = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
+                state = {"terminated": terminated}
+            return {"name": container["name"], "image": container["image"], "imageID": image_id, "ready": False,
+                    "restartCount": 0, "started": False, "state": state}
+
+        ok = all(p.returncode == 0 for p in ran.values()) and len(ran) == len(spec.get("initContainers", [])) + len(
+            spec["containers"])
+        body = {"phase": "Succeeded" if ok else "Failed",
+                "initContainerStatuses": [status(c) for c in spec.get("initContainers", [])],
+                "containerStatuses": [status(c) for c in spec["containers"]]}
+        self._call("PATCH", f"/api/v1/namespaces/{ns}/pods/{name}/status", body={"status": body},
+                   content_type="application/merge-patch+json")
+
 
 @pytest.fixture(scope="session")
 def kube(cluster: Cluster) -> Kube:
@@ -202,6 +237,10 @@ class Operator:
     def __init__(self, cluster: Cluster, namespace: str, log_dir: Path) -> None:
         self.cluster, self.namespace, self.log_dir = cluster, namespace, log_dir
         self.proc: subprocess.Popen[bytes] | None = None
+        self.extra_env: dict[str, str] = {}
+        # The operator's copy of the signing key (it seals run summaries), where the kubelet's
+        # files are: hidden from stage containers like the rest of the cluster's state.
+        self.signing_key = STATE / "keys" / f"{namespace}.key"
         self.starts = 0
         self.health_port = self.metrics_port = 0
 
@@ -214,7 +253,8 @@ class Operator:
         self.health_port, self.metrics_port = _free_port(), _free_port()
         env = self.cluster.env()
         env.update(TYCHO_NAMESPACES=self.namespace, TYCHO_HEALTH_PORT=str(self.health_port),
-                   TYCHO_METRICS_PORT=str(self.metrics_port), TYCHO_JOB_TTL_SECONDS="3600")
+                   TYCHO_METRICS_PORT=str(self.metrics_port), TYCHO_JOB_TTL_SECONDS="3600",
+                   TYCHO_SIGNING_SECRET=SIGNING_SECRET, TYCHO_SIGNING_KEY=str(self.signing_key), **self.extra_env)
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([TYCHO, "operator", "--verbose"], env=env, stdout=log, stderr=subprocess.STDOUT)
         wait_for(self.healthy, 30, "the operator's /healthz")
@@ -254,6 +294,9 @@ class Space:
     store: str
     tmp: Path
     ran: list[str] = dataclasses.field(default_factory=list)
+    containers: dict[str, list[tuple[dict[str, Any], subprocess.CompletedProcess[str]]]] = dataclasses.field(
+        default_factory=dict)
+    """Per Job UID: the containers of its last pod run, and how each ended."""
     executed: set[str] = dataclasses.field(default_factory=set)  # (job uid, attempt) already run
     code_dir: Path = TOY / "code"  # where the stage code lives on this machine (the image has it at workdir)
 
@@ -328,9 +371,10 @@ class Space:
         return pod
 
     # ---- playing kubelet ----------------------------------------------------------------
-    def container_env(self, job: dict[str, Any], pod: dict[str, Any]) -> dict[str, str]:
-        """The stage container's environment as the kubelet would build it."""
-        container = job["spec"]["template"]["spec"]["containers"][0]
+    def container_env(self, job: dict[str, Any], pod: dict[str, Any], container: dict[str, Any] | None = None
+                      ) -> dict[str, str]:
+        """One container's environment as the kubelet would build it (only its own entries)."""
+        container = container or job["spec"]["template"]["spec"]["containers"][0]
         env: dict[str, str] = {}
         for item in container.get("env", []):
             if "value" in item:
@@ -346,32 +390,88 @@ class Space:
                     raise AssertionError(f"secret {ref['name']} has no key {ref['key']}")
             elif "fieldRef" in source:
                 path = source["fieldRef"]["fieldPath"]
+                if path == "spec.nodeName":
+                    env[item["name"]] = pod["spec"].get("nodeName", "")
+                    continue
                 assert path.startswith("metadata.labels['"), path
                 env[item["name"]] = pod["metadata"]["labels"][path[len("metadata.labels['"):-2]]
         return env
 
-    def run_stage(self, job: dict[str, Any], pod: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-        """Run the Job's container command locally, code from the checkout instead of the image."""
-        container = job["spec"]["template"]["spec"]["containers"][0]
-        env = self.container_env(job, pod)
-        env.update(PATH=f"{VENV_BIN}:/usr/bin:/bin", TYCHO_CODE_DIR=str(self.code_dir), HOME=str(self.tmp))
+    def _volumes(self, job: dict[str, Any], root: Path) -> None:
+        """emptyDirs as folders under the pod's root; Secret volumes written out as files."""
+        spec = job["spec"]["template"]["spec"]
+        mounts = {m["name"]: m["mountPath"] for c in [*spec.get("initContainers", []), *spec["containers"]]
+                  for m in c.get("volumeMounts", [])}
+        for volume in spec.get("volumes", []):
+            where = root / mounts.get(volume["name"], f"/unmounted/{volume['name']}").lstrip("/")
+            where.mkdir(parents=True, exist_ok=True)
+            if "secret" in volume:
+                for key, value in self.kube.secret(self.ns, volume["secret"]["secretName"]).items():
+                    (where / key).write_text(value)
+
+    def _command(self, container: dict[str, Any], root: Path, user: bool) -> list[str]:
+        """The container's command; the user's container in its own PID and mount namespace,
+        as a container runtime would put it: it sees only its own processes, the volumes it
+        mounts (read-only where the pod says so), and none of the kubelet's or the other
+        containers' files (the cluster state, the signing key, the fetch state, this
+        process's home)."""
         cmd = [TYCHO if container["command"][0] == "tycho" else container["command"][0], *container["command"][1:]]
-        proc = subprocess.run(cmd, env=env, cwd=str(self.code_dir), capture_output=True, text=True, timeout=900)
+        if not user:
+            return cmd
+        mounts = {m["mountPath"]: m for m in container.get("volumeMounts", [])}
+        hide = [STATE, *[root / p.lstrip("/") for p in ("stage/state", "var")]]
+        script = ["set -e"]
+        script += [f"mount -t tmpfs -o size=1m tmpfs {shlex.quote(str(h))}" for h in hide if h.exists()]
+        for path, mount in mounts.items():
+            host = shlex.quote(str(root / path.lstrip("/")))
+            if mount.get("readOnly"):
+                script.append(f"mount --bind {host} {host} && mount -o remount,bind,ro {host}")
+        script.append('exec "$@"')
+        return ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", "\n".join(script), "sh", *cmd]
+
+    def run_stage(self, job: dict[str, Any], pod: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        """Run the pod's containers in order, as a kubelet would: init containers one after
+        another (a failing one ends the pod), then the publishing container; each with only
+        its own environment, code from the checkout instead of the image. In-pod paths live
+        under a per-pod root on this machine (``TYCHO_WORK`` and the signing key point there)."""
+        spec = job["spec"]["template"]["spec"]
+        root = Path(tempfile.mkdtemp(prefix="tycho-pod-"))
+        self._volumes(job, root)
+        results: list[tuple[dict[str, Any], subprocess.CompletedProcess[str]]] = []
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            env = self.container_env(job, pod, container)
+            for name in ("TYCHO_WORK", "TYCHO_SIGNING_KEY"):
+                if name in env:
+                    env[name] = str(root / env[name].lstrip("/"))
+            env.update(PATH=f"{VENV_BIN}:/usr/bin:/bin", TYCHO_CODE_DIR=str(self.code_dir), HOME=str(self.tmp))
+            user = container["name"] == "stage"
+            if user:
+                env["HOME"] = str(root / "tmp")
+                (root / "tmp").mkdir(exist_ok=True)
+            proc = subprocess.run(self._command(container, root, user), env=env, cwd=str(self.code_dir),
+                                  capture_output=True, text=True, timeout=900)
+            results.append((container, proc))
+            if proc.returncode != 0:
+                break
         self.ran.append(job["metadata"]["labels"][naming.LABEL_STAGE])
-        return proc
+        self.containers[job["metadata"]["uid"]] = results
+        shutil.rmtree(root, ignore_errors=True)
+        failed = next((p for _, p in results if p.returncode != 0), None)
+        return subprocess.CompletedProcess(args=[c["name"] for c, _ in results],
+                                           returncode=failed.returncode if failed else 0,
+                                           stdout="".join(p.stdout for _, p in results),
+                                           stderr="".join(p.stderr for _, p in results))
 
     def execute(self, job: dict[str, Any], *, attempt: int = 1, image_id: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run one attempt of a Job's pod for real and report its end as the kubelet would."""
         pod = self.wait_pod(job, attempt)
         self.executed.add(f"{job['metadata']['uid']}/{attempt}")
         proc = self.run_stage(job, pod)
-        ok = proc.returncode == 0
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
-        self.kube.finish_pod(pod, ok=ok, exit_code=proc.returncode, message="" if ok else tail,
-                             image_id=image_id or f"docker.io/tycho/stage-cpu@sha256:{'ab' * 32}")
+        self.kube.finish_containers(pod, self.containers[job["metadata"]["uid"]],
+                                    image_id=image_id or f"docker.io/tycho/stage-cpu@sha256:{'ab' * 32}")
         return proc
 
-    def drive(self, name: str = "toy", timeout: float = 60) -> dict[str, Any]:
+    def drive(self, name: str = "toy", timeout: float = 180) -> dict[str, Any]:
         """Run every Job the operator creates until the pipeline finishes; returns its status."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -399,6 +499,8 @@ def make_space(cluster: Cluster, kube: Kube, tmp: Path, prefix: str) -> Space:
                     f"--from-literal=AWS_ACCESS_KEY_ID={s3['AWS_ACCESS_KEY_ID']}",
                     f"--from-literal=AWS_SECRET_ACCESS_KEY={s3['AWS_SECRET_ACCESS_KEY']}",
                     f"--from-literal=AWS_ENDPOINT_URL={s3['AWS_ENDPOINT_URL']}")
+    key = signing.ensure_key(STATE / "keys" / f"{ns}.key")
+    cluster.kubectl("-n", ns, "create", "secret", "generic", SIGNING_SECRET, f"--from-file=signing.key={key}")
     wait_for(lambda: cluster.kubectl("-n", ns, "get", "serviceaccount", "default", check=False).returncode == 0,
              30, "the namespace's default ServiceAccount")
     operator = Operator(cluster, ns, tmp)

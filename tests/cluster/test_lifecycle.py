@@ -21,8 +21,10 @@ def test_suspend_deletes_running_jobs_and_resume_continues_the_same_run(space: S
     space.wait_pod(total)
     run_id = space.status()["runId"]
     space.kube.patch_spec(space.ns, "toy", {"suspend": True})
-    status = space.wait_phase("Suspended")
+    space.wait_phase("Suspended")
     wait_for(lambda: not space.jobs("total"), 30, "the running Job to be deleted")
+    status = wait_for(lambda: space.stage("total").get("phase") == "Suspended" and space.status(), 30,
+                      "stage total to show Suspended once its Job is gone")
     stages = {s["name"]: s for s in status["stages"]}
     assert stages["generate"]["phase"] == "Succeeded" and stages["total"]["phase"] == "Suspended"
     time.sleep(2)

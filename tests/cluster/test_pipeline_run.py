@@ -98,7 +98,7 @@ def test_records_name_the_job_inputs_and_the_image_the_node_ran(run: Run) -> Non
     cache = run.space.store_json(f"cache/{report['cacheKey']}.json")
     assert report["provenance"] == f"{run.space.store}/{cache['record']}"
     code = next(d for d in record["predicate"]["buildDefinition"]["resolvedDependencies"] if d["name"] == "code")
-    assert code["uri"].startswith("objects/sha256/")  # the wrapper archived the code it ran
+    assert code["uri"].startswith("tycho:objects/sha256/")  # the wrapper archived the code it ran
 
 
 def test_jobs_carry_the_contract_and_are_owned_by_the_pipeline(run: Run) -> None:
@@ -110,7 +110,7 @@ def test_jobs_carry_the_contract_and_are_owned_by_the_pipeline(run: Run) -> None
         inv = job_invocation(job)
         assert inv.store == run.space.store and inv.run_id == run.status["runId"]
         pod = job["spec"]["template"]["spec"]
-        assert pod["containers"][0]["command"] == ["tycho", "stage-exec"]
+        assert pod["containers"][0]["command"] == ["tycho", "stage-exec", "--phase", "publish"]
         assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
 
 

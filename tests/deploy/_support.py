@@ -199,7 +199,8 @@ def validate_custom(obj: Obj, schemas: dict[tuple[str, str], Obj]) -> None:
 
 
 BUILTIN_GROUPS = {"v1", "apps/v1", "batch/v1", "rbac.authorization.k8s.io/v1", "apiextensions.k8s.io/v1",
-                  "policy/v1", "networking.k8s.io/v1", "autoscaling/v2", "coordination.k8s.io/v1"}
+                  "policy/v1", "networking.k8s.io/v1", "autoscaling/v2", "coordination.k8s.io/v1",
+                  "admissionregistration.k8s.io/v1"}
 
 
 def is_builtin(obj: Obj) -> bool:

@@ -157,13 +157,20 @@ def test_chart_values_map_one_to_one_onto_operator_settings(tmp_path: Path) -> N
                   "gpu": {"resource": "amd.com/gpu", "tolerationKey": "amd.com/gpu"}, "jobTtlSeconds": 600},
         "storage": {"defaultUrl": "s3://bucket/prefix", "existingSecret": "store-creds"},
         "peering": {"enabled": True, "name": "tycho-ha"},
+        "signing": {"existingSecret": "tycho-signing"},
+        "policy": {"allowedRegistries": ["ghcr.io/acme/", "reg.local/"], "requireDigests": True,
+                   "allowedSecrets": ["store-creds"], "allowedTolerationKeys": ["gpu"],
+                   "allowedNodeSelectorKeys": ["pool"], "allowedNamespaces": ["team-a"]},
     }
     objs = s.render(s.values_file(values, tmp_path, "all"))
     got = _settings_from(s.one(objs, "Deployment", "tycho"))
     expected = settings_mod.Settings(
         namespaces=("team-a", "team-b"), metrics_port=9100, health_port=9101, stage_service_account="stage-runner",
         default_store="s3://bucket/prefix", store_secret="store-creds", stage_image_pull_policy="Always",
-        gpu_resource="amd.com/gpu", gpu_toleration_key="amd.com/gpu", job_ttl_seconds=600, peering="tycho-ha")
+        gpu_resource="amd.com/gpu", gpu_toleration_key="amd.com/gpu", job_ttl_seconds=600, peering="tycho-ha",
+        signing_secret="tycho-signing", allowed_registries=("ghcr.io/acme/", "reg.local/"), require_digests=True,
+        allowed_secrets=("store-creds",), allowed_toleration_keys=("gpu",), allowed_node_selector_keys=("pool",),
+        allowed_namespaces=("team-a",))
     assert got == expected
     # Every field was changed from its default above, so none can be left unmapped.
     defaults = settings_mod.Settings()

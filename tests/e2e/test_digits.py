@@ -64,14 +64,19 @@ def test_first_run_executes_all_stages_and_records_each(first_run: dict[str, Any
 
 
 def test_records_name_the_python_distributions_each_stage_imported(first_run: dict[str, Any], workdir: Path) -> None:
-    train = json.loads((workdir / "store" / first_run["stages"]["train"]["record"]).read_text())
-    env = next(b for b in train["predicate"]["runDetails"]["byproducts"] if b["name"] == "environment")
-    dists = env["content"]["distributions"]
+    def environment(stage: str) -> dict[str, Any]:
+        doc = json.loads((workdir / "store" / first_run["stages"][stage]["record"]).read_text())
+        env = next(b for b in doc["predicate"]["runDetails"]["byproducts"] if b["name"] == "environment")
+        return json.loads((workdir / "store" / "objects" / "sha256" / env["digest"]["sha256"]).read_text())
+
+    train = environment("train")
+    dists = train["distributions"]
     assert {"numpy", "tensorflow-cpu"} <= set(dists) or {"numpy", "tensorflow"} <= set(dists)
     assert "mypy" not in dists and "pytest" not in dists  # installed, but the stage never imported them
-    evaluate = json.loads((workdir / "store" / first_run["stages"]["evaluate"]["record"]).read_text())
-    env = next(b for b in evaluate["predicate"]["runDetails"]["byproducts"] if b["name"] == "environment")
-    assert "papermill" in env["content"]["distributions"]
+    assert "papermill" in environment("evaluate")["distributions"]
+    facts = train["execution"]
+    assert facts["cpu"] and facts["determinism"]["PYTHONHASHSEED"] == "0" and facts["determinism"]["TF_DETERMINISTIC_OPS"] == "1"
+    assert facts["frameworks"]["tensorflow"]["version"] == dists.get("tensorflow-cpu", dists.get("tensorflow"))
 
 
 def test_second_run_is_all_hits(first_run: dict[str, Any], workdir: Path, store: str) -> None:
@@ -117,3 +122,36 @@ def test_tune_is_a_sweep_whose_best_trial_feeds_calibrate(first_run: dict[str, A
     model = next(d for d in calibrate["predicate"]["buildDefinition"]["resolvedDependencies"]
                  if d["name"] == "input:model")
     assert model["digest"]["sha256"] == best["outputs"]["model"]
+def test_verify_passes_on_the_digits_store(first_run: dict[str, Any], workdir: Path, store: str) -> None:
+    proc = tycho("verify", "--all", "--json", "--store", store, cwd=workdir, check=False)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and report["problems"] == [], report["problems"]
+    assert report["checked"]["records"] >= len(STAGES)
+
+
+def test_verify_names_every_file_of_the_digits_store_when_one_byte_flips(first_run: dict[str, Any], workdir: Path,
+                                                                         store: str) -> None:
+    from tycho.provenance import audit, store as store_mod
+    from tycho.reports import verify
+
+    root = workdir / "store"
+    keys = audit.file_keys([workdir / ".tycho" / "signing.key"])
+    stored = store_mod.Store(store)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.stat().st_size)
+    assert len(files) > 50
+    missed = []
+    for i, path in enumerate(files):
+        rel = path.relative_to(root).as_posix()
+        original = path.read_bytes()
+        changed = bytearray(original)
+        changed[(i * 7919) % len(original)] ^= 0x01
+        path.chmod(0o644)
+        path.write_bytes(bytes(changed))
+        try:
+            problems = verify.verify(stored, None, keys).problems
+        finally:
+            path.write_bytes(original)
+        if not any(p.startswith(rel + ":") or f" {rel}" in p for p in problems):
+            missed.append((rel, problems[:3]))
+    assert missed == []
+    assert verify.verify(stored, None, keys).problems == []

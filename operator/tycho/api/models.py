@@ -320,6 +320,8 @@ class Stage(Model):
     """Caching of this stage's outputs."""
     sweep: Sweep | None = None
     """Run this stage as a hyperparameter sweep of trials."""
+    network: bool = False
+    """Whether the stage may reach the network beyond the store (a downloader does). Stage pods get a NetworkPolicy that allows egress to the store (and DNS) only, unless this is true."""
     service_account_name: str | None = pydantic.Field(default=None, json_schema_extra=crd(pattern=DNS_SUBDOMAIN))
     """ServiceAccount of the stage's pod (cluster runs; default: the operator's stage account). Its token is not mounted."""
 

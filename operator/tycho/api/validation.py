@@ -7,14 +7,17 @@ by the operator before it creates any Job, so a rejected manifest never half-run
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import gc
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal
 
 import pydantic
 import yaml
 
-from tycho.api import dag, models
+from tycho.api import dag, models, references, yamlload
 from tycho.api.problems import InvalidManifest, Problem
 
 DNS_LABEL = re.compile(models.DNS_LABEL)
@@ -261,6 +264,7 @@ def check(doc: Mapping[str, Any]) -> models.ExperimentPipeline:
         raise InvalidManifest(_from_pydantic(err)) from None
     problems = list(_check_names(pipeline.spec, pipeline.metadata.name))
     problems += list(_check_stage_fields(pipeline.spec))
+    problems += [Problem(*found) for found in references.check(pipeline.spec)]
     if not problems:
         problems += list(_check_graph(pipeline.spec))
     if not pipeline.spec.stages:
@@ -272,11 +276,46 @@ def check(doc: Mapping[str, Any]) -> models.ExperimentPipeline:
 
 def load_text(text: str) -> models.ExperimentPipeline:
     """Parse and validate a manifest's YAML text."""
+    with _no_gc_pauses():
+        return _load_text(text)
+
+
+@contextlib.contextmanager
+def _no_gc_pauses() -> Iterator[None]:
+    """Building a large manifest allocates hundreds of thousands of objects and none die:
+    the cyclic garbage collector's full passes would make loading quadratic."""
+    enabled = gc.isenabled()
+    gc.disable()
     try:
-        doc = yaml.safe_load(text)
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load_text(text: str) -> models.ExperimentPipeline:
+    try:
+        doc = yamlload.load(text)
+    except yamlload.Unreadable as err:
+        raise InvalidManifest([Problem("(document)", str(err), "write a plain ExperimentPipeline manifest")]) from None
     except yaml.YAMLError as err:
-        raise InvalidManifest([Problem("(document)", f"not valid YAML: {err}", "fix the YAML syntax")]) from None
+        raise InvalidManifest([Problem("(document)", f"not valid YAML: {_escape(' '.join(str(err).split()))}",
+                                       "fix the YAML syntax")]) from None
     return check(doc)
+
+
+def load_bytes(data: bytes) -> models.ExperimentPipeline:
+    """Parse and validate a manifest file's bytes (which must be UTF-8)."""
+    try:
+        text = yamlload.decode(data)
+    except yamlload.Unreadable as err:
+        raise InvalidManifest([Problem("(document)", str(err), "save the manifest as UTF-8")]) from None
+    return load_text(text)
+
+
+def _escape(text: str) -> str:
+    """A user's text made safe to echo: control characters (terminal escapes) as \\x.. codes."""
+    return "".join(c if c.isprintable() or c in "\n\t" else f"\\x{ord(c):02x}" for c in text)
 
 
 def apply_overrides(pipeline: models.ExperimentPipeline, overrides: Mapping[str, str]) -> models.ExperimentPipeline:

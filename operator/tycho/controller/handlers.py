@@ -53,8 +53,10 @@ def pipelines(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> di
 @kopf.index("batch", "v1", "jobs", labels={naming.LABEL_PIPELINE: kopf.PRESENT})
 def pipeline_jobs(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     job = _slim(body, spec=False)
-    containers = body.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
-    job["spec"] = {"template": {"spec": {"containers": [{"image": c.get("image")} for c in containers[:1]]}}}
+    pod = body.get("spec", {}).get("template", {}).get("spec", {})
+    containers = [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+    stage = [c for c in containers if c.get("name") == "stage"] or containers[:1]
+    job["spec"] = {"template": {"spec": {"containers": [{"image": c.get("image")} for c in stage[:1]]}}}
     return {(namespace or "", labels[naming.LABEL_PIPELINE]): job}
 
 

@@ -23,7 +23,7 @@ from tycho.api import models, problems, validation
 from tycho.controller import events, metrics, runbook, status as status_mod
 from tycho.engine import lookup, model, prepare, scheduler
 from tycho.executors import kube as kube_executor
-from tycho.kube import client, jobs, naming
+from tycho.kube import client, jobs, naming, policy
 from tycho.provenance import documents, runs, store as store_mod
 from tycho.settings import Settings
 
@@ -154,8 +154,8 @@ class Reconciler:
         try:
             pipeline = validation.check(manifest_of(body))
             url = jobs.store_url(pipeline.spec, self.settings)
-            if unreachable := jobs.store_problems(url):
-                raise problems.InvalidManifest(unreachable)
+            if refused := jobs.store_problems(url) + policy.check(pipeline, self.settings):
+                raise problems.InvalidManifest(refused)
             result: Checked = (pipeline, url, scheduler.spec_digest(pipeline.spec))
         except problems.InvalidManifest as bad:
             result = bad

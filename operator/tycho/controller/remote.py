@@ -53,4 +53,4 @@ def reproduce(run_id: str, store_url: str, *, namespace: str | None, timeout: fl
     if status.get("phase") == "Invalid" or not status.get("runId"):
         raise LookupError(f"{ns}/{name} did not run: {status.get('message')}")
     new = runs.load(store, str(status["runId"]))
-    return reproduce_mod.compare(original, new, [])
+    return reproduce_mod.compare(original, new, [], store, reproduce_mod.check_original(store, original))

@@ -17,13 +17,15 @@ from collections.abc import Callable
 from tycho.api import models
 from tycho.engine import model, scheduler
 from tycho.kube import jobs
-from tycho.provenance import documents, runs, store as store_mod
+from tycho.provenance import documents, layout, runs, signing, store as store_mod
 
 
 class RunBook:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._cache: dict[str, documents.RunSummary] = {}
+        self.key = signing.configured_key()
+        """Seals finished runs' summaries (``TYCHO_SIGNING_KEY``; the chart mounts the signing Secret)."""
 
     def _load(self, store: store_mod.Store, run_id: str) -> documents.RunSummary | None:
         with self._lock:
@@ -33,6 +35,10 @@ class RunBook:
         summary = runs.load_if_exists(store, run_id)
         if summary is None:
             return None
+        runs.ensure_indexed(store, summary)  # an operator killed between summary and marker ...
+        if summary.phase != "Running" and self.key is not None \
+                and not store.exists(layout.run_attestation_rel(summary.run_id)):
+            runs.seal(store, summary, self.key)  # ... or between a finished summary and its seal
         with self._lock:
             self._cache[run_id] = summary
         return summary
@@ -73,6 +79,8 @@ class RunBook:
 
     def save(self, store: store_mod.Store, summary: documents.RunSummary, indexed: bool = True) -> None:
         runs.save(store, summary, indexed=indexed)
+        if summary.phase != "Running":
+            runs.seal(store, summary, self.key)
         with self._lock:
             self._cache[summary.run_id] = summary
 

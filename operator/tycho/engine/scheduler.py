@@ -163,7 +163,7 @@ class Pass:
             self.plan.waiting_for_deletion = True
             return base.model_copy(update={"message": f"waits until the previous execution {exec_id} is removed"}), None
         self.plan.start.append(model.Start(execution=exec_id, stage=stage, invocation=self._invocation(
-            stage, key, digests, trial=trial, objective=objective, rule=rule)))
+            stage, key, parts, digests, trial=trial, objective=objective, rule=rule)))
         self.claimed.add(exec_id)
         self.slots -= 1
         return base.model_copy(update={"phase": "Running", "execution": exec_id, "attempts": 1, "cache_hit": False,
@@ -209,8 +209,9 @@ class Pass:
             return "cache disabled for this stage"
         return None
 
-    def _invocation(self, stage: models.Stage, key: str, digests: dict[str, str], *, trial: int | None = None,
-                    objective: str | None = None, rule: invocation.StopRule | None = None) -> invocation.Invocation:
+    def _invocation(self, stage: models.Stage, key: str, parts: dict[str, Any], digests: dict[str, str], *,
+                    trial: int | None = None, objective: str | None = None,
+                    rule: invocation.StopRule | None = None) -> invocation.Invocation:
         meta = self.ctx.pipeline.metadata
         types: dict[str, models.OutputType] = {}
         for inp in stage.inputs:
@@ -222,7 +223,7 @@ class Pass:
             stage=stage, pipeline={"name": meta.name, "uid": meta.uid or f"local:{self.ctx.run_id}",
                                    "generation": meta.generation or 1},
             run_id=self.ctx.run_id, store_url=self.ctx.store, image=self.ctx.images[stage.name], code=self.ctx.code,
-            workdir=self.ctx.workdir, cache_key=key, input_digests=digests,
+            workdir=self.ctx.workdir, cache_key=key, key_components=parts, input_digests=digests,
             producers={n: r for n, r in self.producers.items() if r}, input_types=types, executor=self.ctx.executor,
             trial=trial, stop_rule=rule, objective=objective)
 

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from tycho.api import models
 from tycho.engine import model
 from tycho.planning import cachekey
-from tycho.provenance import documents
+from tycho.provenance import documents, signing
 from tycho.stage import imports, invocation, wrapper
 
 KILL_MARGIN = 5.0
@@ -64,10 +64,14 @@ class _Process:
 class ProcessExecutor:
     kind = "subprocess"
 
-    def __init__(self, work: Path, logs: Path, listener: Listener, extra_env: Mapping[str, str] | None = None) -> None:
-        """``work``: invocation and result files; ``logs``: ``<logs>/<run id>/<stage>.log``."""
+    def __init__(self, work: Path, logs: Path, listener: Listener, extra_env: Mapping[str, str] | None = None,
+                 signing_key: Path | None = None) -> None:
+        """``work``: invocation and result files; ``logs``: ``<logs>/<run id>/<stage>.log``;
+        ``signing_key``: the Ed25519 key that signs records (default: ``$TYCHO_SIGNING_KEY``,
+        else ``signing.key`` beside ``work``, created on first use)."""
         self.work_dir, self.logs_dir, self.listener = work, logs, listener
-        self.extra_env = dict(extra_env or {})
+        self.signing_key = signing_key or Path(os.environ.get(signing.KEY_ENV) or work.parent / "signing.key")
+        self.extra_env = {**dict(extra_env or {}), signing.KEY_ENV: str(self.signing_key.resolve())}
         self._procs: dict[str, _Process] = {}
         self._lock = threading.Lock()
         self._changed = threading.Event()
@@ -86,6 +90,7 @@ class ProcessExecutor:
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self, start: model.Start) -> None:
+        signing.ensure_key(self.signing_key)
         logs = self.logs_dir / start.invocation.run_id
         self.work_dir.mkdir(parents=True, exist_ok=True)
         logs.mkdir(parents=True, exist_ok=True)

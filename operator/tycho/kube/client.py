@@ -130,7 +130,8 @@ class Kube:
     def pod_log(self, ns: str, pod: str, tail_lines: int = 200) -> str:
         """The last lines a pod's stage container printed."""
         m, url, h, b, _ = self.api.param_serialize(
-            "GET", f"{PODS.format(ns=ns)}/{pod}/log", query_params=[("tailLines", str(tail_lines))],
+            "GET", f"{PODS.format(ns=ns)}/{pod}/log",
+            query_params=[("tailLines", str(tail_lines)), ("container", "stage")],
             header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"])
         self.on_call("GET")
         resp = self.api.call_api(m, url, header_params=h, body=b, _request_timeout=TIMEOUT)

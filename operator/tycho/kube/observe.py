@@ -65,9 +65,23 @@ def fingerprint(job: Mapping[str, Any]) -> tuple[Any, ...]:
     return (s.get("active") or 0, s.get("failed") or 0, s.get("succeeded") or 0, conds, is_deleting(job))
 
 
+def _statuses(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Init containers first (fetch, stage), then the publishing container."""
+    status = pod.get("status", {})
+    return [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
+
+
 def _stage_container(pod: Mapping[str, Any]) -> Mapping[str, Any]:
-    statuses: list[Mapping[str, Any]] = pod.get("status", {}).get("containerStatuses") or []
-    return next((cs for cs in statuses if cs.get("name") == jobs.CONTAINER), {})
+    return next((cs for cs in _statuses(pod) if cs.get("name") == jobs.CONTAINER), {})
+
+
+def _failed_container(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The container whose end failed the pod (the first that exited non-zero)."""
+    for cs in _statuses(pod):
+        term = (cs.get("state") or {}).get("terminated") or {}
+        if term and term.get("exitCode") not in (0, None):
+            return cs
+    return _stage_container(pod)
 
 
 def _newest(pods: Sequence[Mapping[str, Any]], phase: str) -> Mapping[str, Any] | None:
@@ -99,9 +113,10 @@ def failure_message(state: JobState, pods: Sequence[Mapping[str, Any]]) -> str:
         if pstat.get("reason") or pstat.get("message"):
             said = f"{pstat.get('reason', '')} {pstat.get('message', '')}".strip()
             parts.append(f"pod {pod['metadata'].get('name')}: {said}")
-        term = (_stage_container(pod).get("state") or {}).get("terminated") or {}
+        failed = _failed_container(pod)
+        term = (failed.get("state") or {}).get("terminated") or {}
         if term:
-            detail = f"exit code {term.get('exitCode')}"
+            detail = f"{failed.get('name', 'container')} exit code {term.get('exitCode')}"
             if term.get("reason"):
                 detail += f" ({term['reason']})"
             if term.get("message"):

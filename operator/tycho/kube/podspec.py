@@ -71,8 +71,3 @@ def container_security_context() -> dict[str, Any]:
     /tmp (an emptyDir), which is where the wrapper's work directory lives."""
     return {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
             "capabilities": {"drop": ["ALL"]}}
-
-
-def tmp_volume() -> tuple[dict[str, Any], dict[str, Any]]:
-    """The writable /tmp: (volume, volumeMount)."""
-    return {"name": TMP_VOLUME, "emptyDir": {}}, {"name": TMP_VOLUME, "mountPath": "/tmp"}

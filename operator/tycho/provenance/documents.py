@@ -70,7 +70,9 @@ class CacheEntry(pydantic.BaseModel):
     curve: dict[int, float] | None = None
     """A sweep trial's objective metric by step (what later batches' early stopping reads)."""
     stopped: int | None = None
-    """A sweep trial stopped early at this step (it published no outputs)."""
+    """A sweep trial stopped early at this step (it kept only its metrics log)."""
+    checks: list[Check] = []
+    """The checks the stage reported (warnings: a stage whose check failed records nothing)."""
 
     @pydantic.field_validator("record")
     @classmethod
@@ -120,6 +122,22 @@ class StageResult(Model):
     """A sweep's trials, in index order."""
     selection: Selection | None = None
     """A sweep's pick: the trial whose outputs are the stage's outputs, and why."""
+    checks: list[Check] = []
+    """The checks the stage reported."""
+
+
+CheckSeverity = Literal["warn", "fail"]
+
+
+class Check(Model):
+    """A finding a stage reported about its data or model (the TYCHO_CHECKS contract)."""
+
+    code: str
+    severity: CheckSeverity
+    message: str = ""
+    details: dict[str, Any] = {}
+    stage: str = ""
+    """The stage that reported it (filled in when it is collected from a run)."""
 
 
 class TrialResult(Model):

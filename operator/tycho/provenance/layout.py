@@ -1,9 +1,13 @@
 """The storage layout: every path Tycho reads or writes under a store root, built here only.
 
-Everything else names store content by these relative paths (records, run summaries,
-cache entries, status) and never by absolute URI, so a store copied with ``cp -r`` or
-``aws s3 sync`` to another place still resolves. ``rel`` also reads the absolute URIs
-older records hold, by cutting them at the first layout directory they contain.
+Everything else names store content by these relative paths (run summaries, cache
+entries, status) and never by absolute URI, so a store copied with ``cp -r`` or
+``aws s3 sync`` to another place still resolves. Records, which must name content by
+URIs with a scheme (SLSA ResourceDescriptor), use the ``tycho:`` scheme: ``tycho:PATH``
+is PATH relative to the root of the store that holds the record (``store_uri``), so a
+record means the same thing in every copy of its store. ``rel`` reads all three forms:
+relative paths, ``tycho:`` URIs, and the absolute URIs older records hold (cut at the
+first layout directory they contain).
 
 ```
 objects/sha256/<hex>                    content-addressed blobs (outputs, trees, code archives, metrics)
@@ -14,6 +18,9 @@ pipelines/<name>/runs/<created>_<run-id>.json   per-pipeline index of runs, in t
 cache/<cache-key>.json                  cache entry: key -> record + output digests
 producers/<hex>.json                    which record produced a digest (lineage)
 live/<run-id>/<stage>.metrics.jsonl     metrics of a stage while it runs (replaced as it grows)
+attestations/<run-id>/<stage>.intoto.jsonl   the record signed: a DSSE envelope per line (in-toto bundle)
+attestations/<run-id>.intoto.jsonl      the finished run's summary, sealed (signed Statement of its digest)
+keys/<keyid>.pub                        public keys that signed attestations (PEM; pin trust with verify --key)
 ```
 
 Outside the store, on the machine that reads it: the run index (``index_file``), an SQLite
@@ -32,7 +39,11 @@ PIPELINES = "pipelines"
 CACHE = "cache"
 PRODUCERS = "producers"
 LIVE = "live"
-_TOP = (OBJECTS, RECORDS, RUNS, PIPELINES, CACHE, PRODUCERS, LIVE)
+ATTESTATIONS = "attestations"
+KEYS = "keys"
+_TOP = (OBJECTS, RECORDS, RUNS, PIPELINES, CACHE, PRODUCERS, LIVE, ATTESTATIONS, KEYS)
+SCHEME = "tycho:"
+"""Records name store content as ``tycho:<store-relative path>``."""
 
 
 def object_rel(sha256: str) -> str:
@@ -95,10 +106,35 @@ def live_metrics_rel(run_id: str, stage: str) -> str:
     return f"{LIVE}/{run_id}/{stage}.metrics.jsonl"
 
 
+def attestation_rel(run_id: str, stage: str, trial: int | None = None) -> str:
+    if trial is not None:
+        return f"{ATTESTATIONS}/{run_id}/{stage}/trial-{trial}.intoto.jsonl"
+    return f"{ATTESTATIONS}/{run_id}/{stage}.intoto.jsonl"
+
+
+def run_attestation_rel(run_id: str) -> str:
+    """The seal of a finished run's summary (a signed in-toto Statement naming its bytes)."""
+    return f"{ATTESTATIONS}/{run_id}.intoto.jsonl"
+
+
+def key_rel(keyid: str) -> str:
+    return f"{KEYS}/{keyid}.pub"
+
+
+def store_uri(rel_path: str) -> str:
+    """The URI a record uses for store content: valid in any copy of the store."""
+    return SCHEME + rel_path
+
+
 def rel(ref: str) -> str:
-    """The store-relative path of a reference: a relative path is returned as it is; an
-    absolute URI (older records, status fields) is cut at its first layout directory."""
+    """The store-relative path of a reference: a relative path is returned as it is, a
+    ``tycho:`` URI loses its scheme; an absolute URI (older records, status fields) is cut
+    at its first layout directory."""
+    if ref.startswith(SCHEME):
+        ref = ref[len(SCHEME):]
     if "://" not in ref and not ref.startswith("/"):
+        if ".." in ref.split("/"):
+            raise ValueError(f"{ref!r} climbs out of the store")
         return ref
     parts = ref.split("/")
     for i in range(len(parts)):

@@ -7,13 +7,16 @@ The summary itself is ``tycho.provenance.documents.RunSummary``; paths come from
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import os
 import secrets
 import socket
 
 import pydantic
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from tycho.provenance import documents, layout, store as store_mod
+from tycho.provenance import documents, layout, signing, store as store_mod
 
 HEARTBEAT_SECONDS = 30.0
 """How often a local run refreshes ``heartbeatAt``; a run silent for 4x this is Lost."""
@@ -29,13 +32,51 @@ def this_process() -> documents.Runner:
     return documents.Runner(executor="subprocess", host=socket.gethostname(), pid=os.getpid())
 
 
+RUN_PREDICATE = "https://tycho.dev/run/v1"
+
+
+def encode(summary: documents.RunSummary) -> bytes:
+    """The bytes a summary is stored as (what its seal names by digest)."""
+    return (json.dumps(summary.dump(), indent=2, sort_keys=True) + "\n").encode()
+
+
+def marker_bytes(run_id: str) -> bytes:
+    return (json.dumps({"runId": run_id}, indent=2, sort_keys=True) + "\n").encode()
+
+
 def save(store: store_mod.Store, summary: documents.RunSummary, *, indexed: bool = False) -> None:
     """Write (or replace) a summary; unless ``indexed``, make sure the pipeline's index lists it."""
-    store.write_json(layout.summary_rel(summary.run_id), summary.dump())
+    store.write_bytes(layout.summary_rel(summary.run_id), encode(summary))
     if not indexed:
-        marker = layout.pipeline_run_marker(summary.pipeline, summary.created_at, summary.run_id)
-        if not store.exists(marker):
-            store.write_json(marker, {"runId": summary.run_id})
+        ensure_indexed(store, summary)
+
+
+def ensure_indexed(store: store_mod.Store, summary: documents.RunSummary) -> None:
+    """The pipeline's index lists the run (a writer killed between the summary and its
+    marker left it out: whoever loads the summary next puts it back)."""
+    marker = layout.pipeline_run_marker(summary.pipeline, summary.created_at, summary.run_id)
+    if not store.exists(marker):
+        store.write_bytes(marker, marker_bytes(summary.run_id))
+
+
+def seal_statement(summary: documents.RunSummary) -> dict[str, object]:
+    """An in-toto Statement naming the summary's stored bytes: signed once the run is over."""
+    rel = layout.summary_rel(summary.run_id)
+    return {"_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": rel, "uri": layout.store_uri(rel),
+                         "digest": {"sha256": hashlib.sha256(encode(summary)).hexdigest()}}],
+            "predicateType": RUN_PREDICATE, "predicate": {"runId": summary.run_id, "phase": summary.phase}}
+
+
+def seal(store: store_mod.Store, summary: documents.RunSummary, key: ed25519.Ed25519PrivateKey | None) -> None:
+    """Sign a finished run's summary (no key: nothing to sign with)."""
+    if key is None:
+        return
+    kid = signing.keyid(key.public_key())
+    if not store.exists(layout.key_rel(kid)):
+        store.write_bytes(layout.key_rel(kid), signing.public_pem(key.public_key()))
+    payload = json.dumps(seal_statement(summary), sort_keys=True).encode()
+    store.write_bytes(layout.run_attestation_rel(summary.run_id), signing.sign(payload, key).encode())
 
 
 def load(store: store_mod.Store, run_id: str) -> documents.RunSummary:

@@ -34,10 +34,14 @@ def storage_options(url: str) -> dict[str, Any]:
     if url.startswith("s3://"):
         endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("TYCHO_S3_ENDPOINT")
         # No listing cache: another process (a stage pod) may have just written the key.
-        opts: dict[str, Any] = {"use_listings_cache": False}
+        # Bounded timeouts and retries: an unreachable store fails a stage attempt within about
+        # a minute (the Job retries it as a new pod) instead of hanging on a dead connection.
+        config: dict[str, Any] = {"connect_timeout": 5, "read_timeout": 30,
+                                  "retries": {"max_attempts": 4, "mode": "standard"}}
+        opts: dict[str, Any] = {"use_listings_cache": False, "config_kwargs": config}
         if endpoint:
             opts["client_kwargs"] = {"endpoint_url": endpoint}
-            opts["config_kwargs"] = {"s3": {"addressing_style": "path"}}
+            config["s3"] = {"addressing_style": "path"}
         return opts
     return {}
 
@@ -66,10 +70,13 @@ class Store:
 
     # ---- blobs --------------------------------------------------------------------------
     def put_file(self, local: str | Path, sha256: str | None = None) -> str:
-        """Store a file under its digest (computed if not given); returns the digest."""
+        """Store a file under its digest (computed if not given); returns the digest.
+
+        An object already stored is kept only if it still hashes to its name: a corrupt
+        one is replaced (the store heals on the next write of the same content)."""
         digest = sha256 or hashing.sha256_file(local)
         target = self._path(layout.object_rel(digest))
-        if self.fs.exists(target) and self.fs.size(target) == os.path.getsize(local):
+        if self.verify(digest):
             return digest
         if self.local:
             # Copy under a unique temporary name then rename: readers never see half a blob.
@@ -85,9 +92,8 @@ class Store:
     def put_bytes(self, data: bytes) -> str:
         """Store bytes under their digest; returns the digest."""
         digest = hashing.sha256_bytes(data)
-        target = self._path(layout.object_rel(digest))
-        if not self.fs.exists(target):
-            self._write_atomic(target, data, read_only=True)
+        if not self.verify(digest):  # missing, or corrupt: (re)write it
+            self._write_atomic(self._path(layout.object_rel(digest)), data, read_only=True)
         return digest
 
     def get_bytes(self, sha256: str) -> bytes:
@@ -117,15 +123,24 @@ class Store:
 
     def write_json_once(self, rel: str, doc: Any) -> str:
         """Create a JSON document that must not exist yet; returns its URI."""
+        return self.write_bytes_once(rel, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+
+    def write_bytes_once(self, rel: str, data: bytes) -> str:
+        """Create a file that must not exist yet (records, attestations); returns its URI.
+        Locally an exclusive create of a temporary name then a hard link: readers never see
+        half a record, and a second writer fails."""
         path = self._path(rel)
-        data = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
         if self.local:
             os.makedirs(posixpath.dirname(path), exist_ok=True)
+            tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+            with open(tmp, "xb") as f:
+                f.write(data)
             try:
-                with open(path, "xb") as f:
-                    f.write(data)
+                os.link(tmp, path)
             except FileExistsError:
                 raise WriteOnceViolation(f"{self.uri(rel)} already exists; records are write-once") from None
+            finally:
+                os.unlink(tmp)
         else:
             if self.fs.exists(path):
                 raise WriteOnceViolation(f"{self.uri(rel)} already exists; records are write-once")

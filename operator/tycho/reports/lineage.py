@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tycho.provenance import layout, record, runs, store as store_mod
+from tycho.provenance import audit, layout, record, runs, store as store_mod
 
 
 def resolve_ref(store: store_mod.Store, ref: str) -> str:
@@ -34,8 +34,11 @@ def producer(store: store_mod.Store, digest: str) -> str | None:
     return layout.rel(str(store.read_json(rel)["record"])) if store.exists(rel) else None
 
 
-def walk(store: store_mod.Store, ref: str) -> list[dict[str, Any]]:
-    """Steps from the output back to raw data, each once, nearest first."""
+def walk(store: store_mod.Store, ref: str, keys: audit.Keys | None = None) -> list[dict[str, Any]]:
+    """Steps from the output back to raw data, each once, nearest first. Every record on
+    the way must verify (strict schema, signature by one of ``keys``); an edited one stops
+    the walk with the finding."""
+    keys = audit.trusted_keys(store) if keys is None else keys
     start = resolve_ref(store, ref)
     steps: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -50,18 +53,18 @@ def walk(store: store_mod.Store, ref: str) -> list[dict[str, Any]]:
         if rec_uri in seen:
             continue
         seen.add(rec_uri)
-        if not store.exists(rec_uri):
-            raise LookupError(f"record {store.uri(rec_uri)} is missing from the store")
-        doc = store.read_json(rec_uri)
+        parsed, problems = audit.check_record(store, rec_uri, keys)
+        if parsed is None or problems:
+            raise LookupError(f"{problems[0]} (lineage follows verified records only; run `tycho verify`)")
+        doc = parsed.statement.model_dump(by_alias=True, exclude_none=True)
         deps = record.dependencies(doc)
         by_name = {d["name"]: d for d in deps}
         build = doc["predicate"]["buildDefinition"]
         step = {
             "kind": "stage", "stage": record.stage_of(doc), "record": rec_uri,
-            "run": next((b["content"]["runId"] for b in doc["predicate"]["runDetails"]["byproducts"]
-                         if b.get("name") == "run"), None),
+            "run": parsed.internal.runId,
             "outputs": record.outputs_of(doc),
-            "image": {"reference": by_name["image"].get("uri"), "digest": by_name["image"].get("digest", {}).get("sha256")},
+            "image": {"reference": str(by_name["image"].get("uri", "")).removeprefix("docker://"), "digest": by_name["image"].get("digest", {}).get("sha256")},
             "code": {"digest": by_name["code"]["digest"]["sha256"], **by_name["code"].get("annotations", {})},
             "params": build["externalParameters"]["params"],
             "inputs": [{"name": d["name"].removeprefix("input:"), "sha256": d["digest"]["sha256"],

@@ -29,7 +29,7 @@ from tycho.api import models
 from tycho.engine import lookup as lookup_mod, model, prepare, scheduler
 from tycho.executors import base
 from tycho.index import db
-from tycho.provenance import documents, layout, runs, store as store_mod, tree
+from tycho.provenance import audit, documents, layout, runs, signing, store as store_mod, tree
 from tycho.runners import progress
 
 POLL_SECONDS = 0.5
@@ -125,7 +125,10 @@ def run(pipeline: models.ExperimentPipeline, opts: Options, reporter: progress.R
     ctx = context(pipeline, opts, store, executor, run_id)
     summary = new_summary(pipeline, ctx, executor, opts.reproduces)
     runs.save(store, summary)
-    lookup = lookup_mod.StoreLookup(store, executor.admit)
+    key_file = getattr(executor, "signing_key", None)
+    if key_file is not None:
+        signing.ensure_key(key_file)
+    lookup = lookup_mod.StoreLookup(store, executor.admit, audit.trusted_keys(store, [key_file] if key_file else []))
     suggest = lookup_mod.StoreSuggestions(store)
     signals = _Signals()
     reporter.start(run_id, [s.name for s in pipeline.spec.stages])
@@ -159,6 +162,7 @@ def run(pipeline: models.ExperimentPipeline, opts: Options, reporter: progress.R
             "phase": "Cancelled", "message": f"cancelled by {signal.Signals(signals.received).name}"})
     summary = summary.model_copy(update={"finished_at": documents.now(), "heartbeat_at": documents.now()})
     runs.save(store, summary, indexed=True)
+    runs.seal(store, summary, signing.load_private(key_file) if key_file is not None else None)
     _index(store, summary)
     if opts.view_dir is not None:
         view(store, summary, opts.view_dir / run_id)

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from rich.console import Console
 from rich.live import Live
-from rich.markup import escape
+from rich.text import Text
 from rich.table import Table
 
 from tycho.provenance import documents, metrics as metrics_mod
@@ -82,7 +82,7 @@ class LiveReporter:
         self.run_id = ""
 
     def _table(self) -> Table:
-        table = Table(title=f"run {escape(self.run_id)}", expand=False)
+        table = Table(title=Text(f"run {self.run_id}"), expand=False)
         for col in ("stage", "state", "time", "detail"):
             table.add_column(col)
         with self.lock:
@@ -94,7 +94,7 @@ class LiveReporter:
                 text = metrics_mod.show(list(self.latest[name].items())[-4:])
             elif running:
                 text = self.last_line.get(name, "")[-60:]
-            table.add_row(escape(name), f"{ICONS.get(phase, '?')} {phase}", elapsed, escape(text))
+            table.add_row(Text(name), f"{ICONS.get(phase, '?')} {phase}", elapsed, Text(text))
         return table
 
     def start(self, run_id: str, stages: list[str]) -> None:

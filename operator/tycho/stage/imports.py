@@ -14,10 +14,12 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import os
+import json
 import re
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 HOOK = '''\
 """Installed by tycho's stage wrapper: notes the modules this process imported."""
@@ -34,7 +36,50 @@ def _tycho_note_imports():
             f.write("\\n".join(names) + "\\n")
 
 
+def _tycho_note_frameworks():
+    import json
+    import os
+    import sys
+    path = os.environ.get("TYCHO_FRAMEWORKS")
+    if not path:
+        return
+    found = {}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            info = {"version": torch.__version__, "cuda": torch.version.cuda,
+                    "deterministicAlgorithms": torch.are_deterministic_algorithms_enabled(),
+                    "cudnnDeterministic": torch.backends.cudnn.deterministic,
+                    "cudnnBenchmark": torch.backends.cudnn.benchmark,
+                    "matmulTF32": torch.backends.cuda.matmul.allow_tf32}
+            if torch.cuda.is_initialized():
+                info["cudnn"] = torch.backends.cudnn.version()
+                info["devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+            found["torch"] = info
+        except Exception:
+            pass
+    jax = sys.modules.get("jax")
+    if jax is not None:
+        try:
+            found["jax"] = {"version": jax.__version__, "backend": jax.default_backend(),
+                            "devices": [str(d.device_kind) for d in jax.devices()],
+                            "x64": bool(jax.config.read("jax_enable_x64"))}
+        except Exception:
+            pass
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and hasattr(tf, "__version__"):
+        found["tensorflow"] = {"version": str(tf.__version__)}
+        try:
+            found["tensorflow"]["opDeterminism"] = bool(tf.config.experimental.is_op_determinism_enabled())
+        except Exception:
+            pass
+    if found:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(found, sort_keys=True, default=str) + "\\n")
+
+
 _atexit.register(_tycho_note_imports)
+_atexit.register(_tycho_note_frameworks)
 '''
 
 
@@ -60,9 +105,15 @@ def installed() -> dict[str, str]:
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def _providers() -> Mapping[str, list[str]]:
+    """Top-level module -> distributions providing it (scanning them all takes a while: once)."""
+    return importlib.metadata.packages_distributions()
+
+
 def distributions(modules: Iterable[str]) -> dict[str, str]:
     """The distributions (and versions) that provide these top-level modules."""
-    providers = importlib.metadata.packages_distributions()
+    providers = _providers()
     versions = installed()
     out: dict[str, str] = {}
     for module in set(modules):
@@ -107,6 +158,18 @@ def version(name: str) -> str | None:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def frameworks(path: Path) -> dict[str, Any]:
+    """Framework facts the stage's processes noted (the last process to note one wins)."""
+    found: dict[str, Any] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                found.update(json.loads(line))
+            except ValueError:
+                continue
+    return found
 
 
 def mismatch(recorded: Mapping[str, str]) -> list[str]:

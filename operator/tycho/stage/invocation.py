@@ -66,6 +66,9 @@ class Invocation(Strict):
     stop_rule: StopRule | None = None
     objective: str | None = None
     """A sweep trial's objective metric: its curve is kept in the cache entry."""
+    key_components: dict[str, Any] = {}
+    """The parts of the cache key (``tycho.planning.cachekey.components``), recorded so a
+    record's key can be recomputed from the record alone."""
     executor: str = "subprocess"
     """The executor that runs it; part of the record's builder id."""
     attempts: int = 1
@@ -78,6 +81,7 @@ class Result(Strict):
     trial: int | None = None
     curve: dict[int, float] | None = None
     stopped: int | None = None
+    checks: list[documents.Check] = []
     outputs: dict[str, str]
     directories: list[str] = []
     record: str
@@ -89,7 +93,7 @@ class Result(Strict):
 
 
 def build(*, stage: models.Stage, pipeline: dict[str, Any], run_id: str, store_url: str,
-          image: documents.ImageRef, code: documents.CodeRef, workdir: str, cache_key: str,
+          image: documents.ImageRef, code: documents.CodeRef, workdir: str, cache_key: str, key_components: dict[str, Any] | None = None,
           input_digests: dict[str, str], producers: dict[str, str], input_types: dict[str, models.OutputType],
           executor: str, trial: int | None = None, stop_rule: StopRule | None = None,
           objective: str | None = None) -> Invocation:
@@ -114,7 +118,6 @@ def build(*, stage: models.Stage, pipeline: dict[str, Any], run_id: str, store_u
         env={e.name: e.value for e in stage.env if e.value is not None},
         secret_env=[e.name for e in stage.env if e.value_from is not None],
         params=dict(stage.params), inputs=inputs, outputs=list(stage.outputs), code=code, workdir=workdir,
-        cache_key=cache_key, trial=trial, stop_rule=stop_rule,
-        objective=objective, executor=executor,
-        attempts=stage.retries.limit + 1,
+        cache_key=cache_key, key_components=dict(key_components or {}), trial=trial, stop_rule=stop_rule,
+        objective=objective, executor=executor, attempts=stage.retries.limit + 1,
         backoff_seconds=stage.retries.backoff_seconds, timeout_seconds=stage.timeout_seconds)

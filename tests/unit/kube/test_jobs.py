@@ -22,9 +22,14 @@ def _job(pipeline: models.ExperimentPipeline | None = None, stage: str = "genera
     return jobs.build_job(pipeline=pipeline, start=fk.start(pipeline, stage, KEY), settings=settings or Settings())
 
 
-def _container(job: dict[str, Any]) -> dict[str, Any]:
-    container: dict[str, Any] = job["spec"]["template"]["spec"]["containers"][0]
-    return container
+def _containers(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    pod = job["spec"]["template"]["spec"]
+    return {c["name"]: c for c in [*pod["initContainers"], *pod["containers"]]}
+
+
+def _container(job: dict[str, Any], name: str = "stage") -> dict[str, Any]:
+    """A container of the stage pod (default: the one that runs the user's code)."""
+    return _containers(job)[name]
 
 
 def test_job_name_is_pipeline_stage_and_ten_hex_digits_of_the_key() -> None:
@@ -47,7 +52,10 @@ def test_job_is_labelled_for_pipeline_stage_run_and_key_and_owned_by_the_pipelin
 def test_container_runs_the_stage_wrapper_with_the_invocation_in_env() -> None:
     job = _job(stage="report")
     c = _container(job)
-    assert c["command"] == ["tycho", "stage-exec"]
+    assert [c["name"] for c in job["spec"]["template"]["spec"]["initContainers"]] == ["fetch", "stage"]
+    assert [c["name"] for c in job["spec"]["template"]["spec"]["containers"]] == ["publish"]
+    assert {n: c["command"] for n, c in _containers(job).items()} == {
+        n: ["tycho", "stage-exec", "--phase", p] for n, p in (("fetch", "fetch"), ("stage", "run"), ("publish", "publish"))}
     assert c["workingDir"] == "/app/pipeline"
     inv = fk.invocation_of(job)
     assert inv.stage == "report" and inv.cache_key == KEY and inv.store == fk.STORE
@@ -59,8 +67,16 @@ def test_container_runs_the_stage_wrapper_with_the_invocation_in_env() -> None:
     assert env["TYCHO_INVOCATION_ID"]["valueFrom"]["fieldRef"]["fieldPath"].endswith("controller-uid']")
 
 
-def test_store_credentials_come_from_the_secret_by_reference_only() -> None:
-    c = _container(_job())
+def test_store_credentials_reach_only_the_fetch_and_publish_containers() -> None:
+    job = _job()
+    stage = _container(job)
+    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "TYCHO_SIGNING_KEY"} & {
+        e["name"] for e in stage["env"]}
+    assert {m["name"] for m in stage["volumeMounts"]} == {"in", "out", "tmp"}
+    assert {"name": "in", "mountPath": "/stage/in", "readOnly": True} in stage["volumeMounts"]
+    assert not any("secret" in v for v in job["spec"]["template"]["spec"]["volumes"])  # no signing Secret unless set
+    c = _container(job, "publish")
+    assert {m["name"] for m in c["volumeMounts"]} == {"out", "state", "io-tmp"}
     env = {e["name"]: e for e in c["env"]}
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         assert env[name] == {"name": name, "valueFrom": {"secretKeyRef": {"name": "store-creds", "key": name}}}
@@ -73,8 +89,19 @@ def test_operator_wide_secret_is_used_when_the_pipeline_names_none() -> None:
     doc = fk.toy_doc()
     doc["spec"]["storage"] = {"url": fk.STORE}
     job = _job(validation.check(doc), settings=Settings(store_secret="cluster-store"))
-    refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in _container(job)["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+    refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in _container(job, "fetch")["env"]
+            if "secretKeyRef" in e.get("valueFrom", {})}
     assert refs == {"cluster-store"}
+
+
+def test_the_signing_key_is_mounted_into_the_publish_container_only() -> None:
+    job = _job(settings=Settings(signing_secret="tycho-signing"))
+    pod = job["spec"]["template"]["spec"]
+    assert {"name": "signing", "secret": {"secretName": "tycho-signing", "defaultMode": 0o440}} in pod["volumes"]
+    mounted = {n for n, c in _containers(job).items() if any(m["name"] == "signing" for m in c["volumeMounts"])}
+    assert mounted == {"publish"}
+    env = {e["name"]: e.get("value") for e in _container(job, "publish")["env"]}
+    assert env["TYCHO_SIGNING_KEY"] == "/var/run/tycho/signing/signing.key"
 
 
 def test_secret_backed_stage_env_is_a_secret_key_ref_and_stays_out_of_the_invocation() -> None:
@@ -90,7 +117,7 @@ def test_secret_backed_stage_env_is_a_secret_key_ref_and_stays_out_of_the_invoca
 
 def test_pod_is_locked_down() -> None:
     pod = _job()["spec"]["template"]["spec"]
-    c = pod["containers"][0]
+    c = _container(_job())
     assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 10001
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -114,7 +141,7 @@ def test_cpu_stage_gets_requests_equal_to_limits_and_no_gpu_placement() -> None:
     doc = fk.toy_doc()
     doc["spec"]["stages"][0]["resources"] = {"cpu": "500m", "memory": "256Mi"}
     pod = _job(validation.check(doc))["spec"]["template"]["spec"]
-    res = pod["containers"][0]["resources"]
+    res = next(c for c in pod["initContainers"] if c["name"] == "stage")["resources"]
     assert res["requests"] == res["limits"] == {"cpu": "500m", "memory": "256Mi"}
     assert "tolerations" not in pod and "nodeSelector" not in pod
 
@@ -124,7 +151,7 @@ def test_gpu_stage_asks_for_gpus_on_the_right_product_and_tolerates_the_gpu_tain
     doc["spec"]["stages"][0]["resources"] = {"cpu": 2, "memory": "4Gi", "gpu": {"count": 1, "type": "NVIDIA-A10"}}
     doc["spec"]["stages"][0]["nodeSelector"] = {"tycho.dev/pool": "gpu"}
     pod = _job(validation.check(doc))["spec"]["template"]["spec"]
-    res = pod["containers"][0]["resources"]
+    res = next(c for c in pod["initContainers"] if c["name"] == "stage")["resources"]
     assert res["limits"] == {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": "1"}
     assert "nvidia.com/gpu" not in res["requests"]
     assert pod["nodeSelector"] == {"tycho.dev/pool": "gpu", "nvidia.com/gpu.product": "NVIDIA-A10"}
@@ -144,7 +171,7 @@ def test_requests_can_differ_from_limits_and_a_stage_can_name_its_service_accoun
                                              "limits": {"cpu": 2, "memory": "2Gi"}}
     doc["spec"]["stages"][0]["serviceAccountName"] = "trainer"
     pod = _job(validation.check(doc))["spec"]["template"]["spec"]
-    assert pod["containers"][0]["resources"] == {"requests": {"cpu": "250m", "memory": "1Gi"},
+    assert next(c for c in pod["initContainers"] if c["name"] == "stage")["resources"] == {"requests": {"cpu": "250m", "memory": "1Gi"},
                                                  "limits": {"cpu": "2", "memory": "2Gi"}}
     assert pod["serviceAccountName"] == "trainer" and pod["automountServiceAccountToken"] is False
     assert _job()["spec"]["template"]["spec"]["serviceAccountName"] == "default"
@@ -169,3 +196,17 @@ def test_default_store_replaces_the_local_default_url() -> None:
     spec = validation.check(doc).spec
     assert jobs.store_url(spec, Settings(default_store="s3://cluster/store")) == "s3://cluster/store"
     assert jobs.store_url(fk.toy().spec, Settings(default_store="s3://cluster/store")) == fk.STORE
+
+
+def test_a_stage_that_declares_network_is_labelled_for_the_network_policy() -> None:
+    doc = fk.toy_doc()
+    doc["spec"]["stages"][0]["network"] = True
+    job = _job(validation.check(doc))
+    assert job["spec"]["template"]["metadata"]["labels"][naming.LABEL_NETWORK] == "true"
+    assert naming.LABEL_NETWORK not in _job()["spec"]["template"]["metadata"]["labels"]
+
+
+def test_secret_values_are_masked_in_what_the_stage_prints() -> None:
+    from tycho.stage import wrapper
+
+    assert wrapper.mask("token=s3cr3t-value and s3cr3t-value", ["s3cr3t-value"]) == "token=*** and ***"

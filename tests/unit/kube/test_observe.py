@@ -34,7 +34,7 @@ def test_failure_message_names_the_condition_the_pod_and_the_exit() -> None:
     ]
     msg = observe.failure_message(state, pods)
     assert msg.startswith("DeadlineExceeded: Job was active longer")
-    assert "pod new: DeadlineExceeded" in msg and "last attempt: exit code 137 (Error)" in msg
+    assert "pod new: DeadlineExceeded" in msg and "last attempt: stage exit code 137 (Error)" in msg
 
 
 def test_long_messages_keep_their_end() -> None:

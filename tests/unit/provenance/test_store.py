@@ -92,3 +92,21 @@ def test_a_folder_with_a_symlink_is_refused(store: store_mod.Store, tmp_path: Pa
     (tmp_path / "out" / "link").symlink_to("/etc/passwd")
     with pytest.raises(ValueError, match="not a regular file"):
         tree.put(store, tmp_path / "out")
+
+
+def test_writing_an_object_whose_stored_copy_is_corrupt_replaces_it(tmp_path: Path) -> None:
+    store = store_mod.Store(f"file://{tmp_path / 'store'}")
+    source = tmp_path / "model.bin"
+    source.write_bytes(b"weights" * 100)
+    digest = store.put_file(source)
+    stored = store.local_path(f"objects/sha256/{digest}")
+    stored.chmod(0o644)
+    stored.write_bytes(b"WEIGHTS" * 100)  # same size, other bytes
+    assert not store.verify(digest)
+    assert store.put_file(source) == digest and store.verify(digest)
+    assert store.put_bytes(b"small") == store.put_bytes(b"small")
+    small = store.local_path(f"objects/sha256/{store.put_bytes(b'small')}")
+    small.chmod(0o644)
+    small.write_bytes(b"smalL")
+    store.put_bytes(b"small")
+    assert small.read_bytes() == b"small"

@@ -59,3 +59,53 @@ def test_the_cli_reproduces_a_run_and_exits_1_when_bits_differ(ws: Workspace) ->
     assert proc.returncode == 1, proc.stderr
     report = json.loads(proc.stdout)
     assert report["identical"] is False and report["runId"] == original.run_id
+
+
+def _cli(ws: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tycho", *args, "--store", ws.store_url, "--json"], cwd=ws.root,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_difference_says_how_many_bytes_differ_and_which_facts_differ(ws: Workspace) -> None:
+    original = ws.run(ws.pipeline(**{"generate.nondeterministic": "true"}))
+    result = reproduce.reproduce(original.run_id, ws.store_url, ws.reporter(), ws.executor(), view_dir=None)
+    numbers = next(o for o in result.outputs if o.output == "numbers")
+    assert numbers.bytes_differing is not None and 0 < numbers.bytes_differing <= 21
+    assert numbers.size_recorded == numbers.size_reproduced
+    assert result.environment == {"generate": []}  # same machine: the stage itself is not deterministic
+
+
+def test_a_corrupt_code_archive_is_one_line_of_json_not_a_traceback(ws: Workspace) -> None:
+    original = ws.run()
+    archive = ws.object((original.code.archive or "").rsplit("/", 1)[1]) if original.code else None
+    assert archive is not None
+    archive.chmod(0o644)
+    archive.write_bytes(b"not a tar")
+    proc = _cli(ws, "reproduce", original.run_id)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    error = json.loads(proc.stdout)["error"]
+    assert error.startswith(original.code.archive + ":"), error  # type: ignore[union-attr]
+
+
+def test_a_record_with_broken_json_is_one_line_not_a_traceback(ws: Workspace) -> None:
+    original = ws.run()
+    summary = json.loads((ws.root / "store" / "runs" / f"{original.run_id}.json").read_text())
+    summary["code"] = None  # reproduce must find the code through the records
+    (ws.root / "store" / "runs" / f"{original.run_id}.json").write_text(json.dumps(summary))
+    record = ws.root / "store" / (original.stages["generate"].record or "")
+    record.chmod(0o644)
+    record.write_text("{broken")
+    proc = _cli(ws, "reproduce", original.run_id)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert json.loads(proc.stdout)["error"].startswith(original.stages["generate"].record or "")
+
+
+def test_a_corrupt_stored_output_is_reported_and_healed_by_reproduce(ws: Workspace) -> None:
+    original = ws.run()
+    stored = ws.object(original.stages["total"].outputs["total"])
+    stored.chmod(0o644)
+    stored.write_text("999\n")
+    result = reproduce.reproduce(original.run_id, ws.store_url, ws.reporter(), ws.executor(), view_dir=None)
+    assert result.identical is False  # the original's evidence was corrupt: not "identical"
+    assert any(p.startswith(f"objects/sha256/{original.stages['total'].outputs['total']}:") for p in result.problems)
+    assert stored.read_text() == "20.0\n"  # re-deriving the output replaced the corrupt object

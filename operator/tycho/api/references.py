@@ -1,0 +1,99 @@
+"""What a manifest points at: image references, store and input URLs, literal env values.
+
+Pure checks, called by ``tycho.api.validation.check``; each yields (field path, what is
+wrong, fix). Refused: image references outside the distribution reference grammar (what
+every registry client parses), URL schemes the store cannot serve, relative local paths
+(relative to what? the operator and a laptop disagree), credentials inside URLs (they end
+up in records, status and logs), and literal values that are secrets (use
+``valueFrom.secretKeyRef``: Secret values never enter keys, records or status).
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from collections.abc import Iterable
+
+from tycho.api import models
+
+Found = tuple[str, str, str]
+
+_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_COMPONENT}(?:\.{_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_REFERENCE = re.compile(
+    rf"^(?:{_DOMAIN}/)?{_PATH}(?:/{_PATH})*(?::[\w][\w.-]{{0,127}})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$")
+"""github.com/distribution/reference's grammar: [domain[:port]/]path[:tag][@digest]."""
+
+STORE_SCHEMES = ("file", "s3", "gs", "gcs", "az", "abfs", "abfss")
+"""Where a store can live: fsspec file systems that can be written."""
+INPUT_SCHEMES = (*STORE_SCHEMES, "http", "https")
+"""Where external input data can be read from."""
+SECRET_NAME = re.compile(r"(?i)(secret|passw(or)?d|token|api_?key|access_?key|private_?key|credential|auth)")
+SECRET_VALUE = re.compile(
+    r"(AKIA|ASIA)[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_\w{20,}"
+    r"|xox[abprs]-[A-Za-z0-9-]{10,}|sk-[A-Za-z0-9_-]{20,}|eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.")
+SECRET_QUERY = re.compile(r"(?i)(signature|token|secret|password|sig|key|credential)")
+
+
+def image(value: str, path: str) -> Iterable[Found]:
+    if not value.strip():
+        return  # reported as empty elsewhere
+    if len(value) > 512 or not IMAGE_REFERENCE.match(value):
+        yield (path, f"{value!r} is not an image reference", "write [REGISTRY/]REPOSITORY[:TAG][@sha256:DIGEST] "
+               "with a lowercase repository, e.g. ghcr.io/acme/stage:1.2@sha256:<64 hex>")
+        return
+    _, at, digest = value.partition("@")
+    if at and digest.startswith("sha256:") and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+        yield (path, "a sha256 image digest has 64 lowercase hex digits", "copy the digest from the registry")
+
+
+def url(value: str, path: str, schemes: tuple[str, ...], default: str | None = None) -> Iterable[Found]:
+    if value == default:
+        return
+    parts = urllib.parse.urlsplit(value)
+    scheme = parts.scheme.lower()
+    if "://" not in value:
+        if value.startswith("/"):
+            return  # an absolute local path
+        yield (path, f"{value!r} is a relative path", "give an absolute file:///PATH or an object store URL")
+        return
+    if scheme not in schemes:
+        yield (path, f"the scheme {scheme or '(none)'}:// cannot be served here",
+               "use one of: " + ", ".join(f"{s}://" for s in schemes))
+        return
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        yield (path, "the URL holds credentials (user:password@)",
+               "remove them: stores get credentials from spec.storage.secretRef (cluster) or the environment")
+    if any(SECRET_QUERY.search(name) for name, _ in urllib.parse.parse_qsl(parts.query)):
+        yield (path, "the URL carries a signature or token in its query",
+               "do not put credentials in URLs: they are recorded in provenance; grant access through the store's "
+               "credentials instead")
+    if scheme == "file" and not value.startswith("file:///"):
+        yield (path, f"{value!r} is a relative path", "give an absolute file:///PATH (relative to what? the "
+               "operator and a laptop disagree)")
+    if ".." in parts.path.split("/"):
+        yield (path, "the path climbs with '..'", "give the path without '..'")
+
+
+def env_value(var: models.EnvVar, path: str) -> Iterable[Found]:
+    if var.value is None or not var.value.strip():
+        return
+    named = SECRET_NAME.search(var.name) and len(var.value) >= 8 and not var.value.startswith(("/", "file:"))
+    if named or SECRET_VALUE.search(var.value):
+        yield (f"{path}.value", f"{var.name} holds what looks like a secret as a literal value (it would be "
+               "recorded in provenance and the cache key)",
+               f"store it in a Secret and use valueFrom.secretKeyRef: {{name: SECRET, key: {var.name}}}")
+
+
+def check(spec: models.Spec) -> Iterable[Found]:
+    yield from url(spec.storage.url, "spec.storage.url", STORE_SCHEMES, default=models.Storage().url)
+    for i, stage in enumerate(spec.stages):
+        base = f"spec.stages[{i}]"
+        yield from image(stage.image, f"{base}.image")
+        for j, inp in enumerate(stage.inputs):
+            if inp.url is not None:
+                yield from url(inp.url, f"{base}.inputs[{j}].url", INPUT_SCHEMES)
+        for j, var in enumerate(stage.env):
+            yield from env_value(var, f"{base}.env[{j}]")
