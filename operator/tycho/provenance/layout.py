@@ -102,7 +102,9 @@ def producer_rel(sha256: str) -> str:
     return f"{PRODUCERS}/{sha256}.json"
 
 
-def live_metrics_rel(run_id: str, stage: str) -> str:
+def live_metrics_rel(run_id: str, stage: str, trial: int | None = None) -> str:
+    if trial is not None:
+        return f"{LIVE}/{run_id}/{stage}/trial-{trial}.metrics.jsonl"
     return f"{LIVE}/{run_id}/{stage}.metrics.jsonl"
 
 

@@ -156,6 +156,13 @@ class Store:
         """Create or replace a file that is not content-addressed (live metrics)."""
         self._write_atomic(self._path(rel), data)
 
+    def delete(self, rel: str) -> None:
+        """Remove a file that is not content-addressed (a live metrics file); gone is fine."""
+        try:
+            self.fs.rm_file(self._path(rel))
+        except FileNotFoundError:
+            pass
+
     def read_bytes(self, rel: str) -> bytes:
         return bytes(self.fs.cat_file(self._path(rel)))
 

@@ -146,7 +146,7 @@ class _Metrics:
                 and self.offset != self.size:
             self.size, self.published = self.offset, time.monotonic()
             try:
-                self.store.write_bytes(layout.live_metrics_rel(self.inv.run_id, self.inv.stage),
+                self.store.write_bytes(layout.live_metrics_rel(self.inv.run_id, self.inv.stage, self.inv.trial),
                                        self.path.read_bytes()[: self.offset])
             except OSError as err:
                 self.log(f"[tycho] could not publish live metrics: {err}")
@@ -350,6 +350,7 @@ def publish(inv: Invocation, store: store_mod.Store, work: Work, log: Log = prin
                                  outputs=digests, directories=directories, metrics=metrics, environment=distributions,
                                  curve=curve, stopped=stopped, checks=checks)
     record_rel = write_record(store, inv, doc, entry)
+    store.delete(layout.live_metrics_rel(inv.run_id, inv.stage, inv.trial))  # the record holds the series now
     meta = doc["predicate"]["runDetails"]["metadata"]
     return Result(stage=inv.stage, trial=inv.trial, outputs=digests, directories=directories, record=record_rel,
                   metrics=metrics, attempts=int(ran["attempts"]), started=meta["startedOn"],

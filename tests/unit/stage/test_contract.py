@@ -12,7 +12,8 @@ def env(base: dict[str, str], **kw: object) -> dict[str, str]:
     p = Path("/w")
     args: dict[str, object] = dict(inputs=p / "in", outputs=p / "out", params=p / "params.json", metrics=p / "m",
                                    stage="s", pipeline="p", run_id="r", env={"MODE": "fast"}, secret_env=[],
-                                   imports_hook=p / "hook", imports=p / "imports", frameworks=p / "fw")
+                                   imports_hook=p / "hook", imports=p / "imports", frameworks=p / "fw",
+                                   checks=p / "checks")
     args.update(kw)
     return contract.child_env(base, **args)  # type: ignore[arg-type]
 
@@ -27,7 +28,7 @@ def test_only_allowed_variables_pass() -> None:
     assert set(out) - set(contract.PASS_THROUGH) - {"MODE"} == {
         "TYCHO_INPUTS", "TYCHO_OUTPUTS", "TYCHO_PARAMS", "TYCHO_METRICS", "TYCHO_STAGE", "TYCHO_PIPELINE",
         "TYCHO_RUN_ID", "PYTHONHASHSEED", "TF_DETERMINISTIC_OPS", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
-        "TF_CPP_MIN_LOG_LEVEL", "PYTHONPATH", "TYCHO_IMPORTS", "TYCHO_FRAMEWORKS"}
+        "TF_CPP_MIN_LOG_LEVEL", "PYTHONPATH", "TYCHO_IMPORTS", "TYCHO_FRAMEWORKS", "TYCHO_CHECKS"}
 
 
 def test_a_declared_secret_is_passed_by_name() -> None:
