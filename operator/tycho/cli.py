@@ -305,6 +305,27 @@ def cmd_show(args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
+def cmd_checks(args: argparse.Namespace, out: Console) -> int:
+    """The checks a run's stages reported, with their codes (exit 1 if one failed)."""
+    from tycho.provenance import runs
+    from tycho.reports import show, text
+
+    index = _index(args)
+    try:
+        run_id = index.resolve(args.run_id)
+    finally:
+        index.close()
+    summary = runs.load(_store_of(args), run_id)
+    found = show.run_checks(summary)
+    _emit(args, {"runId": run_id, "checks": [c.model_dump(mode="json") for c in found]})
+    if not args.json:
+        if found:
+            out.print(text.checks(found))
+        else:
+            out.print(f"run {run_id}: no stage reported a check", markup=False, highlight=False)
+    return EXIT_FAILED if any(c.severity == "fail" for c in found) else 0
+
+
 def cmd_diff(args: argparse.Namespace, out: Console) -> int:
     from tycho.provenance import runs
     from tycho.reports import diff, text
@@ -410,7 +431,8 @@ def cmd_stage_exec(args: argparse.Namespace) -> int:
     return 0
 
 
-VIEWS = {"runs": cmd_runs, "show": cmd_show, "diff": cmd_diff, "index": cmd_index, "board": cmd_board}
+VIEWS = {"runs": cmd_runs, "show": cmd_show, "checks": cmd_checks, "diff": cmd_diff, "index": cmd_index,
+         "board": cmd_board}
 """Commands that only read the store (through the run index)."""
 
 
@@ -421,6 +443,8 @@ def _stage_phase(phase: str, inv: Any, work: Any, log: Any, stop: Any) -> int:
 
     if phase == "fetch":
         wrapper.fetch(inv, store_mod.Store(inv.store), work)
+    elif phase == "live":
+        wrapper.live(inv, store_mod.Store(inv.store), work, stop)
     elif phase == "run":
         if not wrapper.run(inv, work, log, stop):
             ran = json.loads(work.ran.read_text())
@@ -485,6 +509,9 @@ def parser() -> argparse.ArgumentParser:
     sh = add("show", "one run: stages with state, cache hits, times, metrics, artifacts, records")
     sh.add_argument("run_id", help="run id (or a unique part of it)")
     sh.add_argument("--index", help=argparse.SUPPRESS)
+    ck = add("checks", "the checks a run's stages reported on data and models, with their codes (docs/checks.md)")
+    ck.add_argument("run_id", help="run id (or a unique part of it)")
+    ck.add_argument("--index", help=argparse.SUPPRESS)
     df = add("diff", "what differs between two runs, and why stages executed")
     df.add_argument("run_a")
     df.add_argument("run_b")
@@ -502,7 +529,7 @@ def parser() -> argparse.ArgumentParser:
     se = sub.add_parser("stage-exec", help="run one stage (the entrypoint of stage containers)")
     se.add_argument("--invocation", help="invocation JSON file (default: $TYCHO_INVOCATION)")
     se.add_argument("--result", help="write the result (or the error) as JSON to this file")
-    se.add_argument("--phase", choices=["all", "fetch", "run", "publish"], default="all",
+    se.add_argument("--phase", choices=["all", "fetch", "live", "run", "publish"], default="all",
                     help="one container of a stage pod (default: all three phases in this process)")
     se.add_argument("--work", help="work directory shared by the phases (default $TYCHO_WORK, else /stage)")
     op = sub.add_parser("operator", help="run the Kubernetes operator (settings from TYCHO_* env, see tycho.settings)")

@@ -438,6 +438,7 @@ class Space:
         root = Path(tempfile.mkdtemp(prefix="tycho-pod-"))
         self._volumes(job, root)
         results: list[tuple[dict[str, Any], subprocess.CompletedProcess[str]]] = []
+        sidecars: list[tuple[dict[str, Any], subprocess.Popen[str]]] = []
         for container in [*spec.get("initContainers", []), *spec["containers"]]:
             env = self.container_env(job, pod, container)
             for name in ("TYCHO_WORK", "TYCHO_SIGNING_KEY"):
@@ -448,11 +449,21 @@ class Space:
             if user:
                 env["HOME"] = str(root / "tmp")
                 (root / "tmp").mkdir(exist_ok=True)
+            if container.get("restartPolicy") == "Always":  # a native sidecar: runs beside what follows
+                sidecars.append((container, subprocess.Popen(
+                    self._command(container, root, user), env=env, cwd=str(self.code_dir), stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, text=True)))
+                continue
             proc = subprocess.run(self._command(container, root, user), env=env, cwd=str(self.code_dir),
                                   capture_output=True, text=True, timeout=900)
             results.append((container, proc))
             if proc.returncode != 0:
                 break
+        for container, side in sidecars:  # the pod ends: the kubelet stops its sidecars
+            side.terminate()
+            out, err = side.communicate(timeout=60)
+            results.append((container, subprocess.CompletedProcess(side.args, 0 if side.returncode in (0, -15) else
+                                                                   side.returncode, out, err)))
         self.ran.append(job["metadata"]["labels"][naming.LABEL_STAGE])
         self.containers[job["metadata"]["uid"]] = results
         shutil.rmtree(root, ignore_errors=True)

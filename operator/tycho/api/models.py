@@ -412,6 +412,12 @@ class TrialStatus(Model):
     message: str = ""
 
 
+class CheckStatus(Model):
+    code: str
+    severity: Literal["warn", "fail"]
+    message: str = ""
+
+
 class SweepStatus(Model):
     trials: int
     finished: int = 0
@@ -442,6 +448,8 @@ class StageStatus(Model):
     """Last value of each metric the stage reported."""
     sweep: SweepStatus | None = None
     """A sweep's trials: progress, each trial's params and objective, the pick."""
+    checks: list[CheckStatus] = []
+    """Checks the stage reported on its data or model (docs/checks.md)."""
     message: str = ""
 
 

@@ -63,6 +63,13 @@ def _pipeline_event(old: models.Status, new: models.Status) -> Event | None:
     return None
 
 
+def _check_events(old: models.StageStatus | None, new: models.StageStatus) -> list[Event]:
+    """A warning per check a stage newly reported (its codes, for kubectl describe)."""
+    seen = {(c.code, c.message) for c in (old.checks if old is not None else [])}
+    return [Event("Warning", "StageCheck", f"stage {new.name}: {c.code} ({c.severity}): {c.message}")
+            for c in new.checks if (c.code, c.message) not in seen]
+
+
 def build(old: models.Status, new: models.Status) -> list[Event]:
     out: list[Event] = []
     if new.run_id and new.run_id != old.run_id:
@@ -72,6 +79,7 @@ def build(old: models.Status, new: models.Status) -> list[Event]:
         event = _stage_event(previous.get(stage.name), stage)
         if event is not None:
             out.append(event)
+        out += _check_events(previous.get(stage.name), stage)
     pipeline = _pipeline_event(old, new)
     if pipeline is not None:
         out.append(pipeline)

@@ -50,7 +50,8 @@ def stage_status(result: documents.StageResult, store_url: str) -> models.StageS
         outputs=[models.OutputStatus(name=n, sha256=d, uri=f"{store_url}/{layout.object_rel(d)}")
                  for n, d in sorted(result.outputs.items())],
         provenance=f"{store_url}/{result.record}" if result.record else None,
-        metrics=dict(result.metrics), message=result.message, sweep=_sweep(result))
+        metrics=dict(result.metrics), message=result.message, sweep=_sweep(result),
+        checks=[models.CheckStatus(code=c.code, severity=c.severity, message=c.message) for c in result.checks])
 
 
 def _sweep(result: documents.StageResult) -> models.SweepStatus | None:

@@ -156,7 +156,8 @@ class Pass:
             if entry is not None:
                 return base.model_copy(update={
                     "phase": "Cached", "cache_hit": True, "outputs": dict(entry.outputs), "record": entry.record,
-                    "metrics": dict(entry.metrics), "started_at": prior.started_at or self.obs.now,
+                    "metrics": dict(entry.metrics), "checks": list(entry.checks),
+                    "started_at": prior.started_at or self.obs.now,
                     "finished_at": self.obs.now, "message": "outputs recorded and verified"}), entry
             reason = "no verified outputs recorded for this key"
         if execution is not None:  # being deleted: start again once it is gone
@@ -197,7 +198,8 @@ class Pass:
                            "`tycho stage-exec` against the same store"})
         return base.model_copy(update={
             "phase": "Succeeded" if same_run else "Cached", "outputs": dict(ex.result.outputs),
-            "record": ex.result.record, "metrics": dict(ex.result.metrics), "finished_at": ex.finished_at,
+            "record": ex.result.record, "metrics": dict(ex.result.metrics), "checks": list(ex.result.checks),
+            "finished_at": ex.finished_at,
             "message": ""})
 
     # ---- helpers ------------------------------------------------------------------------

@@ -86,6 +86,7 @@ def step(p: Pass, stage: models.Stage, prior: documents.StageResult, digests: di
         "phase": "Cached" if all(t.phase == "Cached" for t in trials) else "Succeeded",
         "cache_hit": all(t.phase == "Cached" for t in trials), "outputs": dict(best.outputs),
         "record": best.record, "metrics": dict(best.metrics), "selection": selection, "finished_at": p.obs.now,
+        "checks": [c for t in trials for c in t.checks],
         "attempts": sum(t.attempts for t in trials), "message": selection.reason})
 
 
@@ -118,7 +119,7 @@ def _trial(p: Pass, stage: models.Stage, index: int, swept: dict[str, Any],
         "phase": phase, "cache_hit": result.cache_hit, "execution": result.execution, "attempts": result.attempts,
         "started_at": result.started_at, "finished_at": result.finished_at, "message": result.message,
         "outputs": dict(result.outputs), "record": result.record, "metrics": dict(result.metrics),
-        "objective": result.metrics.get(sw.objective.metric)}
+        "objective": result.metrics.get(sw.objective.metric), "checks": list(result.checks)}
     if entry is not None:
         update["curve"] = dict(entry.curve or {})
         if entry.stopped is not None:

@@ -145,7 +145,7 @@ class ProcessExecutor:
             result = invocation.Result.model_validate(outcome["result"])
             entry = documents.CacheEntry(key=inv.cache_key, record=result.record, outputs=result.outputs,
                                          directories=result.directories, metrics=result.metrics,
-                                         environment=result.environment, curve=result.curve,
+                                         environment=result.environment, curve=result.curve, checks=result.checks,
                                          stopped=result.stopped)
             return base.model_copy(update={"phase": "Succeeded", "attempts": result.attempts, "result": entry,
                                            "started_at": result.started, "finished_at": result.finished})

@@ -37,7 +37,7 @@ from tycho.stage import invocation
 
 CONTAINER = "stage"
 """The container that runs the user's code (an init container)."""
-FETCH, PUBLISH = "fetch", "publish"
+FETCH, PUBLISH, LIVE = "fetch", "publish", "live"
 ENTRYPOINT = ["tycho", "stage-exec"]
 WORK = "/stage"
 SIGNING_DIR = "/var/run/tycho/signing"
@@ -157,7 +157,12 @@ def _containers(inv: invocation.Invocation, stage: models.Stage, settings: Setti
         publish_env.append({"name": "TYCHO_SIGNING_KEY", "value": f"{SIGNING_DIR}/{SIGNING_FILE}"})
         publish_mounts.append(_mount("signing", SIGNING_DIR, read_only=True))
     publish = container(PUBLISH, "publish", publish_env, publish_mounts)
-    return [fetch, user], [publish]
+    # A native sidecar (an init container that keeps running): publishes the running stage's
+    # metrics for the board; it holds store credentials, so it is not the user's container.
+    live = container(LIVE, "live", _store_env(secret), [_mount("out", f"{WORK}/out", read_only=True), io_tmp])
+    live["restartPolicy"] = "Always"
+    live["resources"] = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+    return [fetch, live, user], [publish]
 
 
 def build_job(*, pipeline: models.ExperimentPipeline, start: model.Start, settings: Settings) -> dict[str, Any]:

@@ -158,6 +158,7 @@ class TrialResult(Model):
     """The objective metric by step."""
     stopped_at: int | None = None
     """Early stopping stopped it at this step."""
+    checks: list[Check] = []
     attempts: int = 0
     started_at: str | None = None
     finished_at: str | None = None

@@ -56,6 +56,8 @@ class StageView(Model):
     trials: list[documents.TrialResult] | None = None
     """A sweep's trials (each an execution with its own params, key, record and outputs)."""
     selection: documents.Selection | None = None
+    checks: list[documents.Check] = []
+    """What the stage reported about its data or model (docs/checks.md)."""
 
 
 class RunView(Model):
@@ -160,6 +162,16 @@ def artifacts(store: store_mod.Store, summary: documents.RunSummary, stage: str)
     return found
 
 
+def checks_of(result: documents.StageResult) -> list[documents.Check]:
+    """A stage's checks, each naming the stage (a sweep's: every trial's)."""
+    return [c.model_copy(update={"stage": result.name}) for c in result.checks]
+
+
+def run_checks(summary: documents.RunSummary) -> list[documents.Check]:
+    """Every check a run's stages reported, in stage order (``tycho checks RUN``)."""
+    return [c for s in rows.ordered(summary) for c in checks_of(s)]
+
+
 def view(store: store_mod.Store, summary: documents.RunSummary, with_artifacts: bool = True) -> RunView:
     ups = upstream_of(summary)
     stages: list[StageView] = []
@@ -173,7 +185,7 @@ def view(store: store_mod.Store, summary: documents.RunSummary, with_artifacts: 
             message=s.message, record=s.record, reused_from=reused if reused != summary.run_id else None,
             cache_key=s.cache_key, execution=s.execution, image=s.image, upstream=ups.get(name, []),
             artifacts=artifacts(store, summary, name) if with_artifacts else [], trials=s.trials,
-            selection=s.selection))
+            selection=s.selection, checks=checks_of(s)))
     best = metrics_mod.pipeline_headline([s.metrics for s in rows.ordered(summary) if s.phase in documents.DONE])
     return RunView(
         run_id=summary.run_id, pipeline=summary.pipeline, phase=summary.phase, message=summary.message,

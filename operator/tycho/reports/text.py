@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from typing import TYPE_CHECKING
-
 from tycho.provenance import metrics as metrics_mod
 
 if TYPE_CHECKING:
     from tycho.index import query
+    from tycho.provenance import documents
     from tycho.reports import diff as diff_mod, show as show_mod
 
 PHASE_STYLE = {"Succeeded": "green", "Cached": "cyan", "Failed": "red", "Running": "yellow", "Lost": "magenta",
@@ -114,8 +113,35 @@ def run(view: show_mod.RunView) -> RenderableType:
             arts.add_row(Text(f"{a.stage}/{a.name}" + (" *" if a.deliverable else "")), Text(a.media_type),
                          Text(_bytes(a.size)), Text(a.sha256[:16] + "…"))
     lines.append(arts)
+    found = [c for s in view.stages for c in s.checks]
+    if found:
+        lines.append(checks(found))
+    trials = [(s.name, t) for s in view.stages for t in s.trials or []]
+    if trials:
+        table = Table(box=None, pad_edge=False, header_style="bold", title="trials", title_justify="left")
+        for col in ("stage", "trial", "state", "params", "objective"):
+            table.add_column(col)
+        for name, t in trials:
+            pick = next((s.selection for s in view.stages if s.name == name and s.selection), None)
+            mark = " ←" if pick is not None and pick.trial == t.index else ""
+            table.add_row(Text(name), Text(str(t.index) + mark), Text(t.phase, style=PHASE_STYLE.get(t.phase, "")),
+                          Text(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                        for k, v in sorted(t.params.items()))),
+                          Text("" if t.objective is None else f"{t.objective:.4g}"))
+        lines.append(table)
     lines.append(Text(f"store {view.store}  (* = a result no stage reads; records are store paths)", style="dim"))
     return Group(*lines)
+
+
+def checks(found: list[documents.Check]) -> RenderableType:
+    """Checks with their codes: warnings yellow, failures red."""
+    table = Table(box=None, pad_edge=False, header_style="bold", title="checks", title_justify="left")
+    for col in ("stage", "code", "severity", "message"):
+        table.add_column(col)
+    for c in found:
+        table.add_row(Text(c.stage), Text(c.code, style="bold"),
+                      Text(c.severity, style="red" if c.severity == "fail" else "yellow"), Text(c.message))
+    return table
 
 
 def _bytes(size: int | None) -> str:

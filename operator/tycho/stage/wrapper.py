@@ -307,6 +307,18 @@ def run(inv: Invocation, work: Work, log: Log = print, stop: threading.Event | N
     return ok
 
 
+def live(inv: Invocation, store: store_mod.Store, work: Work, stop: threading.Event) -> None:
+    """The live-metrics sidecar of a stage pod (store credentials, no stage code): while the
+    stage runs, publish its growing metrics file every ``LIVE_SECONDS``, so a running
+    stage's curves reach the board; then idle until the pod ends (a sidecar that exits is
+    restarted). The record keeps the whole series once publish has run."""
+    follow = _Metrics(inv, store, work.metrics, lambda line: None)
+    while not stop.is_set() and not work.ran.exists():
+        follow.poll()
+        stop.wait(1.0)
+    stop.wait()
+
+
 def publish(inv: Invocation, store: store_mod.Store, work: Work, log: Log = print) -> Result:
     """Hash and store the outputs, then the record (write-once, signed), then the indexes."""
     fetched = json.loads(work.fetched.read_text())

@@ -52,10 +52,15 @@ def test_job_is_labelled_for_pipeline_stage_run_and_key_and_owned_by_the_pipelin
 def test_container_runs_the_stage_wrapper_with_the_invocation_in_env() -> None:
     job = _job(stage="report")
     c = _container(job)
-    assert [c["name"] for c in job["spec"]["template"]["spec"]["initContainers"]] == ["fetch", "stage"]
+    init = job["spec"]["template"]["spec"]["initContainers"]
+    assert [c["name"] for c in init] == ["fetch", "live", "stage"]
+    assert [c.get("restartPolicy") for c in init] == [None, "Always", None]  # live is a native sidecar
     assert [c["name"] for c in job["spec"]["template"]["spec"]["containers"]] == ["publish"]
     assert {n: c["command"] for n, c in _containers(job).items()} == {
-        n: ["tycho", "stage-exec", "--phase", p] for n, p in (("fetch", "fetch"), ("stage", "run"), ("publish", "publish"))}
+        n: ["tycho", "stage-exec", "--phase", p]
+        for n, p in (("fetch", "fetch"), ("live", "live"), ("stage", "run"), ("publish", "publish"))}
+    live = _containers(job)["live"]
+    assert {m["mountPath"]: m.get("readOnly", False) for m in live["volumeMounts"]} == {"/stage/out": True, "/tmp": False}
     assert c["workingDir"] == "/app/pipeline"
     inv = fk.invocation_of(job)
     assert inv.stage == "report" and inv.cache_key == KEY and inv.store == fk.STORE

@@ -92,3 +92,22 @@ def _wait_for_stage(root: Path) -> None:
     while time.monotonic() < deadline and not _stage_pids(root):
         time.sleep(0.2)
     assert _stage_pids(root), "the total stage never started"
+
+
+def test_checks_are_recorded_and_listed_a_warning_passes_a_failure_fails_with_its_code(ws: Workspace) -> None:
+    warned = tycho("run", "toy.yaml", "--store", ws.store_url, "--json", "--set", "generate.check=warn", cwd=ws.root)
+    assert warned.returncode == 0, warned.stderr
+    run_id = json.loads(warned.stdout)["runId"]
+    listed = tycho("checks", run_id, "--store", ws.store_url, "--json", cwd=ws.root)
+    assert listed.returncode == 0
+    (check,) = json.loads(listed.stdout)["checks"]
+    assert check == {"code": "TOY-COUNT", "severity": "warn", "message": "count is 5", "details": {"count": 5},
+                     "stage": "generate"}
+    shown = tycho("show", run_id, "--store", ws.store_url, cwd=ws.root)
+    assert "TOY-COUNT" in shown.stdout and "count is 5" in shown.stdout
+    failed = tycho("run", "toy.yaml", "--store", ws.store_url, "--json", "--set", "generate.check=fail",
+                   "--set", "generate.count=4", cwd=ws.root)
+    assert failed.returncode == 1
+    stage = json.loads(failed.stdout)["stages"]["generate"]
+    assert stage["phase"] == "Failed" and "check TOY-COUNT failed: count is 4" in stage["message"]
+    assert stage["outputs"] == {} and stage["record"] is None  # nothing published
