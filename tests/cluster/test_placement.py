@@ -24,7 +24,8 @@ def test_gpu_stage_is_bound_to_the_gpu_node_and_cpu_stages_to_cpu_nodes(space: S
         nodes[job["metadata"]["labels"]["tycho.dev/stage"]] = pod["spec"]["nodeName"]
         if job["metadata"]["labels"]["tycho.dev/stage"] == "total":
             spec = pod["spec"]
-            assert spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+            (stage,) = [c for c in spec["initContainers"] + spec["containers"] if c["name"] == "stage"]
+            assert stage["resources"]["limits"]["nvidia.com/gpu"] == "1"
             assert spec["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-A10"}
             assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
     assert nodes["total"] == "gpu-1"

@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from tests.cluster.conftest import REPO, Space, wait_for
+from tests.deploy._support import go_tool
 from tycho.kube import client
 
 pytestmark = pytest.mark.cluster
-HELM = "helm"
 
 
 def test_the_operator_marks_a_pipeline_outside_policy_invalid_with_field_paths(space: Space) -> None:
@@ -38,7 +38,7 @@ def _render(tmp: Path, ns: str) -> list[dict[str, Any]]:
               "networkPolicy": {"enabled": False}}
     path = tmp / "values.yaml"
     path.write_text(yaml.safe_dump(values))
-    out = subprocess.run([HELM, "template", "t", str(REPO / "charts" / "tycho"), "-n", "tycho-system",
+    out = subprocess.run([go_tool("helm"), "template", "t", str(REPO / "charts" / "tycho"), "-n", "tycho-system",
                           "--kube-version", "1.34", "-f", str(path), "--show-only", "templates/admission-policy.yaml"],
                          capture_output=True, text=True, check=True, timeout=120)
     return [d for d in yaml.safe_load_all(out.stdout) if d]
@@ -80,7 +80,7 @@ def test_the_api_server_refuses_a_pipeline_outside_the_admission_policy(space: S
 def test_the_network_policies_are_accepted_by_the_api_server_and_isolate_stage_pods(space: Space) -> None:
     path = space.tmp / "np-values.yaml"
     path.write_text(yaml.safe_dump({"watchNamespaces": [space.ns], "minio": {"enabled": True}}))
-    out = subprocess.run([HELM, "template", "t", str(REPO / "charts" / "tycho"), "-n", space.ns, "--kube-version",
+    out = subprocess.run([go_tool("helm"), "template", "t", str(REPO / "charts" / "tycho"), "-n", space.ns, "--kube-version",
                           "1.34", "-f", str(path), "--show-only", "templates/networkpolicy.yaml"],
                          capture_output=True, text=True, check=True, timeout=120)
     policies = {d["metadata"]["name"]: d for d in yaml.safe_load_all(out.stdout) if d}
