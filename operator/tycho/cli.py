@@ -371,10 +371,14 @@ def cmd_board(args: argparse.Namespace, out: Console) -> int:
     except ImportError as missing:
         raise _Invalid(f"tycho board needs the board extra ({missing.name} is missing): "
                        "pip install 'tycho[board]'") from None
+    from tycho.board import verification
+
     logs = Path(args.logs) if args.logs else Path(".tycho/logs")
+    verifier: verification.Verifier = (verification.NotChecked() if args.no_verify
+                                       else verification.StoreVerifier(lambda store: _keys(args, store)))
     out.print(f"tycho board on http://{args.host}:{args.port}/ over {_store(args)} (Ctrl-C stops it)",
               markup=False, highlight=False)
-    server.serve(_store(args), host=args.host, port=args.port, logs=logs, index_path=args.index)
+    server.serve(_store(args), host=args.host, port=args.port, logs=logs, index_path=args.index, verifier=verifier)
     return 0
 
 
@@ -525,6 +529,9 @@ def parser() -> argparse.ArgumentParser:
     bd.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     bd.add_argument("--logs", help="folder of local stage logs (default .tycho/logs)")
     bd.add_argument("--index", help=argparse.SUPPRESS)
+    bd.add_argument("--key", action="append", metavar="PEM",
+                    help="trusted public key for the verified column (repeatable; default as for tycho verify)")
+    bd.add_argument("--no-verify", action="store_true", help="do not verify runs in the background")
     sub.add_parser("crd", help="print the CustomResourceDefinition generated from the API models")
     se = sub.add_parser("stage-exec", help="run one stage (the entrypoint of stage containers)")
     se.add_argument("--invocation", help="invocation JSON file (default: $TYCHO_INVOCATION)")

@@ -97,7 +97,7 @@ def run_page(board: state.Board, run_id: str) -> RunPage:
     summary = board.summary(run_id)
     view = show.view(board.store, summary)
     logs = {s: _log_path(board, run_id, s) is not None for s in summary.stages}
-    return RunPage(run=view, graph=stage_graph(summary, run_id), verification=board.verifier.check(board.store, summary),
+    return RunPage(run=view, graph=stage_graph(summary, run_id), verification=board.verification(run_id, summary),
                    live=summary.phase == "Running", logs=logs)
 
 

@@ -230,12 +230,12 @@ def app(store_url: str, *, logs: Path | None = None, index_path: str | None = No
 
 
 def serve(store_url: str, *, host: str = "127.0.0.1", port: int = 8765, logs: Path | None = None,
-          index_path: str | None = None) -> None:
+          index_path: str | None = None, verifier: verification.Verifier | None = None) -> None:
     import uvicorn
 
     store_mod.Store(store_url)  # fail early on a bad URL
-    uvicorn.run(app(store_url, logs=logs, index_path=index_path), host=host, port=port, log_level="warning",
-                access_log=False)
+    uvicorn.run(app(store_url, logs=logs, index_path=index_path, verifier=verifier), host=host, port=port,
+                log_level="warning", access_log=False)
 
 
 def dumps(model: pydantic.BaseModel) -> str:

@@ -17,6 +17,9 @@ from tycho.index import db
 from tycho.provenance import documents, runs, store as store_mod
 
 CACHED_SUMMARIES = 512
+VERIFY_PER_SYNC = 20
+"""Finished runs the sync thread verifies per round, newest first, so new runs get their
+answer within a round or two while an old store is worked through in the background."""
 
 
 class Board:
@@ -24,7 +27,8 @@ class Board:
                  verifier: verification.Verifier | None = None, sync_seconds: float | None = None) -> None:
         self.store = store_mod.Store(store_url)
         self.logs = logs
-        self.verifier: verification.Verifier = verifier or verification.NotChecked()
+        self.verifier: verification.Verifier = verifier or verification.StoreVerifier()
+        self._verified: OrderedDict[str, tuple[str | None, verification.Verification]] = OrderedDict()
         self.writer = db.Index(self.store, index_path)
         self.index_path = self.writer.path
         self.writer.sync()
@@ -50,8 +54,23 @@ class Board:
         while not self._stop.wait(self.sync_seconds):
             try:
                 self.writer.sync()
+                self.verify_some()
             except Exception as err:  # keep serving what the index has; say why once per failure
                 print(f"tycho board: index sync failed: {err}", flush=True)
+
+    def verify_some(self, limit: int = VERIFY_PER_SYNC) -> int:
+        """Verify up to ``limit`` finished runs the index has no answer for (on the sync
+        thread: the index's one writer). Returns how many were checked."""
+        done = 0
+        for run_id in self.writer.unverified(limit):
+            try:
+                summary = runs.load(self.store, run_id)
+            except (FileNotFoundError, ValueError):
+                self.writer.set_verified(run_id, "failed")  # a summary that no longer loads is an answer too
+                continue
+            self.writer.set_verified(run_id, self.verification(run_id, summary).state)
+            done += 1
+        return done
 
     # ---- reading ------------------------------------------------------------------------
     @property
@@ -65,6 +84,20 @@ class Board:
 
     def resolve(self, text: str) -> str:
         return self.index.resolve(text)
+
+    def verification(self, run_id: str, summary: documents.RunSummary) -> verification.Verification:
+        """The verifier's answer for this version of a run's summary (checked once per version)."""
+        version = summary.finished_at or summary.heartbeat_at
+        with self._lock:
+            hit = self._verified.get(run_id)
+            if hit is not None and hit[0] == version and hit[1].state != "unchecked":
+                return hit[1]
+        answer = self.verifier.check(self.store, summary)
+        with self._lock:
+            self._verified[run_id] = (version, answer)
+            while len(self._verified) > CACHED_SUMMARIES:
+                self._verified.popitem(last=False)
+        return answer
 
     def summary(self, run_id: str) -> documents.RunSummary:
         """A run's summary, parsed once per version of its file (the index knows the version);

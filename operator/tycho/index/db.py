@@ -172,7 +172,8 @@ class Index:
             rid = int(old[0])
             self._forget(rid)
             sets = ", ".join(f"{c}=?" for c in _RUN_COLUMNS)
-            self.conn.execute(f"UPDATE runs SET {sets}, stamp=? WHERE id=?", (*values, stamp, rid))
+            # a changed summary is checked again: its verification answered for the old one
+            self.conn.execute(f"UPDATE runs SET {sets}, stamp=?, verified=NULL WHERE id=?", (*values, stamp, rid))
         ids = [self.name_id(v.kind, v.name) for v in row.values]
         self.conn.executemany("INSERT INTO vals(run, name, num, text) VALUES(?, ?, ?, ?)",
                               [(rid, i, v.num, v.text) for i, v in zip(ids, row.values)])
@@ -186,6 +187,18 @@ class Index:
         self.conn.executemany("INSERT INTO io(digest, run, stage, role, name) VALUES(?, ?, ?, ?, ?)",
                               [(i.digest, rid, i.stage, i.role, i.name) for i in row.io])
         return old is None
+
+    def unverified(self, limit: int) -> list[str]:
+        """Finished runs (newest first) that no verifier has answered for yet."""
+        marks = ",".join("?" * len(FINISHED))
+        return [r[0] for r in self.conn.execute(
+            f"SELECT run_id FROM runs WHERE verified IS NULL AND phase IN ({marks}) AND phase != 'Lost' "
+            "ORDER BY created_at DESC LIMIT ?", (*FINISHED, limit))]
+
+    def set_verified(self, run_id: str, state: str) -> None:
+        """A verifier's answer for a run ("ok" or "failed"), shown and filtered on as ``verified``."""
+        with self.conn:
+            self.conn.execute("UPDATE runs SET verified=? WHERE run_id=?", (state, run_id))
 
     def remove(self, run_id: str) -> None:
         old = self.conn.execute("SELECT id FROM runs WHERE run_id=?", (run_id,)).fetchone()

@@ -259,9 +259,17 @@ def _entry_blobs(store: store_mod.Store, rel: str, entry: documents.CacheEntry, 
 
 
 def record_paths(store: store_mod.Store, run_ids: Iterable[str]) -> list[str]:
-    """The record paths of these runs, as stored (not as their summaries claim)."""
-    return [f"{layout.RECORDS}/{run}/{name}" for run in run_ids for name in store.list(f"{layout.RECORDS}/{run}")
-            if name.endswith(".json")]
+    """The record paths of these runs, as stored (not as their summaries claim): a stage's
+    ``records/<run>/<stage>.json`` and its trials' ``records/<run>/<stage>/trial-<n>.json``."""
+    found = []
+    for run in run_ids:
+        folder = f"{layout.RECORDS}/{run}"
+        for name in store.list(folder):
+            if name.endswith(".json"):
+                found.append(f"{folder}/{name}")
+            elif "." not in name:  # a sweep stage's folder of trial records
+                found += [f"{folder}/{name}/{t}" for t in store.list(f"{folder}/{name}") if t.endswith(".json")]
+    return found
 
 
 def check_summary(store: store_mod.Store, run_id: str, keys: Keys) -> tuple[documents.RunSummary | None, list[Finding]]:

@@ -14,7 +14,8 @@ import yaml
 from tycho.api import models, validation
 from tycho.engine import search
 from tycho.executors import process
-from tycho.provenance import documents, record, store as store_mod
+from tycho.provenance import audit, documents, record, store as store_mod
+from tycho.reports import verify
 from tycho.runners import local, progress, reproduce
 from rich.console import Console
 
@@ -80,6 +81,9 @@ def test_trials_are_executions_and_the_best_feeds_downstream(sp: SweepSpace) -> 
     # never more than `parallelism` trials at once
     spans = _spans(store, score.trials)
     assert max(sum(1 for s, f in spans if s <= t < f) for t, _ in spans) <= 2
+    # every trial's record is checked by verify: signed, its objects re-hashed
+    report = verify.verify(store, [summary.run_id], audit.trusted_keys(store))
+    assert report.problems == [] and report.checked["records"] == 6 + 2
 
 
 def test_more_trials_run_only_the_new_ones_and_reproduce_picks_the_same_trial(sp: SweepSpace) -> None:
