@@ -63,20 +63,25 @@ class StoreLookup:
 class StoreSuggestions:
     """``tycho.engine.search.suggest``, remembered in the store by the digest of everything
     the answer depends on (sweep, batch, earlier results): the answer is a pure function of
-    those, so a stored one is as good as a computed one, and deleting it loses nothing."""
+    those, so a stored one is as good as a computed one, and deleting it loses nothing.
+    The memo keeps its question beside the answer, so ``tycho verify --all`` can recompute
+    it (``tycho.reports.verify``)."""
 
     def __init__(self, store: store_mod.Store) -> None:
         self.store = store
 
     def __call__(self, sweep: models.Sweep, batch: int, history: Sequence[search.Told]) -> list[dict[str, Any]]:
-        rel = layout.suggestions_rel(hashing.sha256_bytes(search.question(sweep, batch, history).encode()))
+        asked = search.question(sweep, batch, history)
+        rel = layout.suggestions_rel(hashing.sha256_bytes(asked.encode()))
         try:
             stored = self.store.read_json_if_exists(rel)
         except ValueError:
             stored = None
-        if isinstance(stored, list) and all(isinstance(p, dict) for p in stored) and \
-                len(stored) == len(search.batches(sweep)[batch]):
-            return [dict(p) for p in stored]
-        answer = search.suggest(sweep, batch, history)
-        self.store.write_json(rel, answer)
+        if isinstance(stored, dict) and stored.get("question") == asked:
+            found = stored.get("suggestions")
+            if isinstance(found, list) and all(isinstance(p, dict) for p in found) and \
+                    len(found) == len(search.batches(sweep)[batch]):
+                return [dict(p) for p in found]
+        answer = search.answer(asked)
+        self.store.write_json(rel, {"question": asked, "suggestions": answer})
         return answer

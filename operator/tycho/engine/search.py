@@ -108,7 +108,12 @@ def question(sweep: models.Sweep, batch: int, history: Sequence[Told]) -> str:
 
 def suggest(sweep: models.Sweep, batch: int, history: Sequence[Told]) -> list[dict[str, Any]]:
     """The swept params of batch ``batch``'s trials, given the trials of earlier batches."""
-    return [dict(p) for p in _suggest(question(sweep, batch, history))]
+    return answer(question(sweep, batch, history))
+
+
+def answer(asked: str) -> list[dict[str, Any]]:
+    """The suggestions for a ``question`` (how a stored memo is checked: recomputed)."""
+    return [dict(p) for p in _suggest(asked)]
 
 
 @functools.lru_cache(maxsize=256)

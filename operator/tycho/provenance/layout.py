@@ -93,9 +93,13 @@ def cache_rel(key: str) -> str:
     return f"{CACHE}/{key}.json"
 
 
+def suggestions_dir() -> str:
+    return f"{CACHE}/suggestions"
+
+
 def suggestions_rel(question: str) -> str:
     """A sweep batch's suggestions, by the digest of what they depend on (a memo)."""
-    return f"{CACHE}/suggestions/{question}.json"
+    return f"{suggestions_dir()}/{question}.json"
 
 
 def producer_rel(sha256: str) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import pydantic
 
-from tycho.provenance import audit, layout, runs, slsa, store as store_mod
+from tycho.provenance import audit, hashing, layout, runs, slsa, store as store_mod
 
 
 class Report(pydantic.BaseModel):
@@ -103,4 +103,29 @@ def _indexes(store: store_mod.Store, records: dict[str, tuple[slsa.Tycho | None,
     for name in store.list(layout.KEYS):
         count["keys"] += 1
         findings += audit.check_key(store, f"{layout.KEYS}/{name}")
+    for name in store.list(layout.suggestions_dir()):
+        if name.endswith(".json"):
+            count["suggestions"] = count.get("suggestions", 0) + 1
+            findings += _check_suggestions(store, f"{layout.suggestions_dir()}/{name}")
     return findings
+
+
+def _check_suggestions(store: store_mod.Store, rel: str) -> list[audit.Finding]:
+    """A sweep's remembered suggestions: named by the digest of their question, and what the
+    search answers to that question when asked again (it is seeded: a pure function)."""
+    from tycho.engine import search
+
+    try:
+        doc = store.read_json(rel)
+        asked, stored = doc["question"], doc["suggestions"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return [audit.Finding(rel, "sweep suggestions do not parse")]
+    if not isinstance(asked, str) or layout.suggestions_rel(hashing.sha256_bytes(asked.encode())) != rel:
+        return [audit.Finding(rel, "sweep suggestions are stored under a name that is not the digest of their question")]
+    try:
+        again = search.answer(asked)
+    except (ValueError, KeyError, TypeError, IndexError, pydantic.ValidationError) as err:
+        return [audit.Finding(rel, f"sweep suggestions: the question cannot be asked again ({err})")]
+    if again != stored:
+        return [audit.Finding(rel, "sweep suggestions differ from what the search answers to their question")]
+    return []

@@ -4,6 +4,7 @@ stopping is decided where the trial runs; the whole search reproduces bit for bi
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -148,3 +149,17 @@ def test_suggestions_are_remembered_in_the_store_so_a_rerun_needs_no_optimiser(s
     memos[0].write_text("[not json")  # a broken memo is recomputed, never trusted
     again = sp.run()
     assert [t.params for t in again.stages["score"].trials or []] == [t.params for t in first.stages["score"].trials or []]
+
+
+def test_verify_recomputes_remembered_suggestions_and_names_an_edited_one(sp: SweepSpace) -> None:
+    sp.sweep.update(trials=4, parallelism=2)
+    sp.run()
+    store = store_mod.Store(sp.store_url)
+    assert verify.verify(store, None, audit.trusted_keys(store)).problems == []
+    memo = sorted((sp.root / "store" / "cache" / "suggestions").glob("*.json"))[-1]
+    doc = json.loads(memo.read_text())
+    doc["suggestions"][0] = {name: 0.5 for name in doc["suggestions"][0]}  # parses, and is a lie
+    memo.write_text(json.dumps(doc))
+    problems = verify.verify(store, None, audit.trusted_keys(store)).problems
+    rel = memo.relative_to(sp.root / "store").as_posix()
+    assert problems == [f"{rel}: sweep suggestions differ from what the search answers to their question"]
