@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import fsspec
-
 from tycho.api import models
 from tycho.provenance import code, documents, hashing, layout, store as store_mod
 
@@ -39,6 +37,8 @@ def external_digests(pipeline: models.ExperimentPipeline) -> dict[str, str]:
                 if inp.sha256:
                     out[inp.url] = inp.sha256.removeprefix("sha256:")
                 else:
+                    import fsspec  # only for unpinned URLs: keeps fsspec off the common path
+
                     with fsspec.open(inp.url, "rb", **store_mod.storage_options(inp.url)) as f:
                         out[inp.url] = hashing.sha256_stream(f)
     return out

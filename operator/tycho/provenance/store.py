@@ -5,6 +5,10 @@ run summaries) and by the CLI (lineage, reproduce). The paths inside a store are
 ``tycho.provenance.layout`` only.
 Credentials come from the environment only (for S3: AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL), never from arguments that could be logged.
+
+A local store (``file://``) is read and written with the standard library, and fsspec is
+imported only when something asks for ``Store.fs``: a command that reads a local store
+(an all-hits run, ``tycho runs``) does not pay for importing it.
 """
 
 from __future__ import annotations
@@ -12,13 +16,15 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import shutil
 import uuid
 from pathlib import Path
-from typing import Any
-
-import fsspec
+from typing import TYPE_CHECKING, Any
 
 from tycho.provenance import hashing, layout
+
+if TYPE_CHECKING:
+    import fsspec
 
 
 class WriteOnceViolation(Exception):
@@ -51,8 +57,25 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = layout.resolve_url(url).rstrip("/")
-        self.fs, self.root = fsspec.core.url_to_fs(self.url, **storage_options(self.url))
         self.local = self.url.startswith("file://")
+        self._fs: fsspec.AbstractFileSystem | None = None
+        if self.local:
+            self.root = os.path.abspath(self.url[len("file://"):])
+        else:
+            self._fs, self.root = self._connect()
+
+    def _connect(self) -> tuple[fsspec.AbstractFileSystem, str]:
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(self.url, **storage_options(self.url))
+        return fs, str(root)
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        """The fsspec filesystem of the store (for streaming reads by other modules)."""
+        if self._fs is None:
+            self._fs = self._connect()[0]
+        return self._fs
 
     # ---- addressing -------------------------------------------------------------------
     def _path(self, rel: str) -> str:
@@ -82,7 +105,7 @@ class Store:
             # Copy under a unique temporary name then rename: readers never see half a blob.
             os.makedirs(posixpath.dirname(target), exist_ok=True)
             tmp = f"{target}.tmp-{uuid.uuid4().hex}"
-            self.fs.put_file(str(local), tmp)
+            shutil.copyfile(local, tmp)
             os.chmod(tmp, 0o444)  # stored bytes are never edited in place (views link to them)
             os.replace(tmp, target)
         else:
@@ -97,14 +120,18 @@ class Store:
         return digest
 
     def get_bytes(self, sha256: str) -> bytes:
-        data = bytes(self.fs.cat_file(self._path(layout.object_rel(sha256))))
+        data = self._cat(self._path(layout.object_rel(sha256)))
         if hashing.sha256_bytes(data) != sha256:
             raise IntegrityError(f"object {sha256} in {self.url} does not hash to its name")
         return data
 
     def get_file(self, sha256: str, local: str | Path) -> None:
         """Fetch a blob and check it still hashes to its name."""
-        self.fs.get_file(self._path(layout.object_rel(sha256)), str(local))
+        source = self._path(layout.object_rel(sha256))
+        if self.local:
+            shutil.copyfile(source, local)
+        else:
+            self.fs.get_file(source, str(local))
         actual = hashing.sha256_file(local)
         if actual != sha256:
             raise IntegrityError(f"object {sha256} in {self.url} hashes to {actual}")
@@ -112,6 +139,12 @@ class Store:
     def verify(self, sha256: str) -> bool:
         """True when the blob exists and its bytes still hash to its digest."""
         path = self._path(layout.object_rel(sha256))
+        if self.local:
+            try:
+                with open(path, "rb") as f:
+                    return hashing.sha256_stream(f) == sha256
+            except FileNotFoundError:
+                return False
         if not self.fs.exists(path):
             return False
         with self.fs.open(path, "rb", block_size=hashing.CHUNK) as f:
@@ -119,6 +152,8 @@ class Store:
 
     # ---- documents ----------------------------------------------------------------------
     def exists(self, rel: str) -> bool:
+        if self.local:
+            return os.path.exists(self._path(rel))
         return bool(self.fs.exists(self._path(rel)))
 
     def write_json_once(self, rel: str, doc: Any) -> str:
@@ -159,12 +194,21 @@ class Store:
     def delete(self, rel: str) -> None:
         """Remove a file that is not content-addressed (a live metrics file); gone is fine."""
         try:
-            self.fs.rm_file(self._path(rel))
+            if self.local:
+                os.unlink(self._path(rel))
+            else:
+                self.fs.rm_file(self._path(rel))
         except FileNotFoundError:
             pass
 
     def read_bytes(self, rel: str) -> bytes:
-        return bytes(self.fs.cat_file(self._path(rel)))
+        return self._cat(self._path(rel))
+
+    def _cat(self, path: str) -> bytes:
+        if self.local:
+            with open(path, "rb") as f:
+                return f.read()
+        return bytes(self.fs.cat_file(path))
 
     def _write_atomic(self, path: str, data: bytes, read_only: bool = False) -> None:
         """Readers see the old bytes or the new, never half: rename locally, one PUT on S3."""
@@ -187,12 +231,16 @@ class Store:
             return None
 
     def read_json(self, rel: str) -> Any:
-        with self.fs.open(self._path(rel), "rb") as f:
-            return json.loads(f.read())
+        return json.loads(self._cat(self._path(rel)))
 
     def list(self, rel_dir: str) -> list[str]:
         """Names (not paths) directly under a directory, sorted; [] when it does not exist."""
         path = self._path(rel_dir)
+        if self.local:
+            try:
+                return sorted(os.listdir(path))
+            except (FileNotFoundError, NotADirectoryError):
+                return []
         if not self.fs.exists(path):
             return []
         return sorted(posixpath.basename(p.rstrip("/")) for p in self.fs.ls(path, detail=False))

@@ -34,8 +34,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import fsspec
-
 from tycho.provenance import cache, code as code_mod, documents, hashing, layout, metrics as metrics_mod, record
 from tycho.provenance import store as store_mod, tree
 from tycho.provenance import signing
@@ -90,6 +88,8 @@ def _fetch_inputs(inv: Invocation, store: store_mod.Store, target: Path) -> list
                 store.get_file(inp.sha256, dest)
             digest = inp.sha256
         else:
+            import fsspec  # URL inputs only
+
             with fsspec.open(inp.url, "rb", **store_mod.storage_options(inp.url)) as src, open(dest, "wb") as out:
                 shutil.copyfileobj(src, out, hashing.CHUNK)
             digest = hashing.sha256_file(dest)
