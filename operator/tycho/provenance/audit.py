@@ -259,9 +259,17 @@ def _entry_blobs(store: store_mod.Store, rel: str, entry: documents.CacheEntry, 
 
 
 def record_paths(store: store_mod.Store, run_ids: Iterable[str]) -> list[str]:
-    """The record paths of these runs, as stored (not as their summaries claim)."""
-    return [f"{layout.RECORDS}/{run}/{name}" for run in run_ids for name in store.list(f"{layout.RECORDS}/{run}")
-            if name.endswith(".json")]
+    """The record paths of these runs, as stored (not as their summaries claim): a stage's
+    record, and the records of a sweep's trials in the stage's folder."""
+    found: list[str] = []
+    for run in run_ids:
+        for name in store.list(f"{layout.RECORDS}/{run}"):
+            rel = f"{layout.RECORDS}/{run}/{name}"
+            if name.endswith(".json"):
+                found.append(rel)
+            else:
+                found += [f"{rel}/{trial}" for trial in store.list(rel) if trial.endswith(".json")]
+    return found
 
 
 def check_summary(store: store_mod.Store, run_id: str, keys: Keys) -> tuple[documents.RunSummary | None, list[Finding]]:
