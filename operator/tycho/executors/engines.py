@@ -123,7 +123,7 @@ def _answers(docker: str) -> bool:
 
 def inspect(engine: Engine, reference: str) -> Image:
     """The local image a reference names; raises EngineError naming it and how to build it."""
-    proc = subprocess.run([engine.executable, "image", "inspect", "--format", "json", reference],
+    proc = subprocess.run([engine.executable, "image", "inspect", reference],
                           capture_output=True, text=True, timeout=INSPECT_SECONDS)
     if proc.returncode != 0:
         why = (proc.stderr.strip().splitlines() or ["not found"])[-1]
