@@ -155,7 +155,12 @@ def cmd_explain(args: argparse.Namespace, out: Console) -> int:
     from tycho.reports import explain as explain_mod
 
     pipeline = _load(args)
-    rows = explain_mod.explain(pipeline, _store(args, pipeline), Path(args.file).resolve().parent)
+    executor = None
+    if args.executor == "container":
+        from tycho.executors import container
+
+        executor = container.make(Path(".tycho/work"), Path(".tycho/logs"), _Quiet(), args.engine)
+    rows = explain_mod.explain(pipeline, _store(args, pipeline), Path(args.file).resolve().parent, executor)
     _emit(args, {"pipeline": pipeline.metadata.name, "stages": [r.model_dump(by_alias=True) for r in rows]})
     if not args.json:
         for row in rows:
@@ -165,6 +170,13 @@ def cmd_explain(args: argparse.Namespace, out: Console) -> int:
             for change in row.changed:
                 out.print(f"       changed: {change}", markup=False, highlight=False)
     return 0
+
+
+class _Quiet:
+    """A listener for executors that start nothing (explain)."""
+
+    def line(self, stage: str, text: str) -> None: ...
+    def metrics(self, stage: str, values: dict[str, float]) -> None: ...
 
 
 def cmd_reproduce(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -498,7 +510,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", "-v", action="store_true", help="stream stage output")
     run.add_argument("--max-parallel", type=int, help="stages at once (default spec.maxParallel)")
     _executor_options(run)
-    add("explain", "per stage: cache hit or miss, and what changed", file=True)
+    _executor_options(add("explain", "per stage: cache hit or miss, and what changed", file=True))
     rep = add("reproduce", "re-run a recorded run ignoring the cache and compare outputs bit for bit")
     rep.add_argument("run_id")
     rep.add_argument("--verbose", "-v", action="store_true")

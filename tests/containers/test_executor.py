@@ -159,6 +159,16 @@ def test_verify_passes_and_a_second_run_is_a_hit_without_a_container(probe_run: 
     assert leftover_containers() == []
 
 
+def test_explain_with_the_container_executor_sees_the_hit(probe_run: dict[str, Any]) -> None:
+    tmp, store = probe_run["tmp"], probe_run["store"]
+    rows = json.loads(tycho("explain", str(tmp / "probe.yaml"), "--executor", "container", "--engine", "podman",
+                            "--json", "--store", f"file://{store}", cwd=tmp).stdout)["stages"]
+    assert [(r["stage"], r["action"]) for r in rows] == [("probe", "hit")]
+    subprocess_rows = json.loads(tycho("explain", str(tmp / "probe.yaml"), "--json", "--store", f"file://{store}",
+                                       cwd=tmp).stdout)["stages"]
+    assert subprocess_rows[0]["action"] == "run"  # the local Python is another environment than the image
+
+
 def test_a_stage_over_its_memory_limit_fails_naming_the_limit(stage_image: str, tmp_path: Path) -> None:
     hog = "x = bytearray(600 * 2**20); import time; time.sleep(1)"
     path = manifest(tmp_path, [{"name": "hog", "image": IMAGE, "command": ["python", "-c", hog],

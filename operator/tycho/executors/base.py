@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from tycho.api import models
 from tycho.engine import model
@@ -41,6 +41,7 @@ class Executor(Protocol):
         """What the execution printed so far (may be the tail only)."""
 
 
+@runtime_checkable
 class LocalExecutor(Executor, Protocol):
     """An executor on this machine, driven by the local runner's loop."""
 
