@@ -146,7 +146,7 @@ build() { # <target>
   if [[ $target == stage-* ]]; then
     args+=(--build-arg "PIPELINE=$PIPELINE" --build-arg "CODE_DIGEST=$CODE_DIGEST")
     inputs+=(images/stage/Dockerfile images/stage/Dockerfile.dockerignore images/stage/code_digest.py
-             "images/stage/requirements-${target#stage-}.txt")
+             "images/stage/requirements-${target#stage-}.txt" images/stage/requirements-sbom.txt)
   fi
   args+=(--build-arg "VERSION=$TAG")
   [[ -n $BASE ]] && args+=(--build-arg "PYTHON_IMAGE=$BASE")

@@ -11,6 +11,8 @@ interpreter and platform, within the ranges pyproject.toml allows:
   images/stage/requirements-cpu.txt dependencies + the `ml` extra
   images/stage/requirements-gpu.txt the same, with tensorflow[and-cuda] in place of
                                     tensorflow-cpu (same version range)
+  images/stage/requirements-sbom.txt  the `sbom` extra: cyclonedx-py, which writes the stage
+                                    images' SBOM at build time (a throwaway venv)
 
 Existing pins are kept when still allowed (uv prefers the versions in the output
 file); pass --upgrade to move everything to the newest allowed versions, or
@@ -56,6 +58,7 @@ def requirement_sets(pyproject: dict) -> dict[str, list[str]]:
         "operator/requirements.txt": core + board,
         "stage/requirements-cpu.txt": core + ml,
         "stage/requirements-gpu.txt": core + gpu_ml,
+        "stage/requirements-sbom.txt": list(project["optional-dependencies"]["sbom"]),
     }
 
 

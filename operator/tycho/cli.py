@@ -52,10 +52,17 @@ def _emit(args: argparse.Namespace, doc: Any) -> None:
 
 
 def _executor(args: argparse.Namespace, reporter: progress.Reporter) -> process.ProcessExecutor:
+    """The subprocess executor, or with ``--executor container`` the container executor
+    (raises LookupError when no engine is found)."""
     from tycho.executors import process
 
     state = Path(".tycho")
-    return process.ProcessExecutor(state / "work", Path(getattr(args, "logs", None) or state / "logs"), reporter)
+    work, logs = state / "work", Path(getattr(args, "logs", None) or state / "logs")
+    if getattr(args, "executor", None) == "container":
+        from tycho.executors import container
+
+        return container.make(work, logs, reporter, args.engine)
+    return process.ProcessExecutor(work, logs, reporter)
 
 
 
@@ -148,7 +155,12 @@ def cmd_explain(args: argparse.Namespace, out: Console) -> int:
     from tycho.reports import explain as explain_mod
 
     pipeline = _load(args)
-    rows = explain_mod.explain(pipeline, _store(args, pipeline), Path(args.file).resolve().parent)
+    executor = None
+    if args.executor == "container":
+        from tycho.executors import container
+
+        executor = container.make(Path(".tycho/work"), Path(".tycho/logs"), _Quiet(), args.engine)
+    rows = explain_mod.explain(pipeline, _store(args, pipeline), Path(args.file).resolve().parent, executor)
     _emit(args, {"pipeline": pipeline.metadata.name, "stages": [r.model_dump(by_alias=True) for r in rows]})
     if not args.json:
         for row in rows:
@@ -158,6 +170,13 @@ def cmd_explain(args: argparse.Namespace, out: Console) -> int:
             for change in row.changed:
                 out.print(f"       changed: {change}", markup=False, highlight=False)
     return 0
+
+
+class _Quiet:
+    """A listener for executors that start nothing (explain)."""
+
+    def line(self, stage: str, text: str) -> None: ...
+    def metrics(self, stage: str, values: dict[str, float]) -> None: ...
 
 
 def cmd_reproduce(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -418,7 +437,13 @@ def cmd_stage_exec(args: argparse.Namespace) -> int:
         if args.phase != "all":
             return _stage_phase(args.phase, inv, wrapper.Work(Path(args.work or os.environ.get("TYCHO_WORK", "/stage"))),
                                 log, stop)
-        result = wrapper.execute(inv, log, stop)
+        if args.container:
+            from tycho.executors import contained, engines
+
+            run = engines.ContainerRun.model_validate_json(Path(args.container).read_text())
+            result = contained.execute(inv, run, log, stop)
+        else:
+            result = wrapper.execute(inv, log, stop)
     except wrapper.StageCancelled as cancelled:
         print(f"[tycho] {cancelled}", file=sys.stderr, flush=True)
         if result_path:
@@ -460,6 +485,15 @@ def _stage_phase(phase: str, inv: Any, work: Any, log: Any, stop: Any) -> int:
     return 0
 
 
+def _executor_options(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--executor", choices=["subprocess", "container"], default="subprocess",
+                    help="subprocess (default): stages run in this machine's Python; container: each stage "
+                         "runs in its image (podman or docker), sharing cache keys with a cluster")
+    sp.add_argument("--engine", choices=["podman", "docker"],
+                    help="container engine for --executor container (default $TYCHO_CONTAINER_ENGINE, else "
+                         "docker when its daemon answers, else podman)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tycho", description="Reproducible ML pipelines with provenance.")
     p.add_argument("--version", action="version", version=f"tycho {__version__}")
@@ -479,10 +513,12 @@ def parser() -> argparse.ArgumentParser:
     run = add("run", "run a pipeline on this machine", file=True)
     run.add_argument("--verbose", "-v", action="store_true", help="stream stage output")
     run.add_argument("--max-parallel", type=int, help="stages at once (default spec.maxParallel)")
-    add("explain", "per stage: cache hit or miss, and what changed", file=True)
+    _executor_options(run)
+    _executor_options(add("explain", "per stage: cache hit or miss, and what changed", file=True))
     rep = add("reproduce", "re-run a recorded run ignoring the cache and compare outputs bit for bit")
     rep.add_argument("run_id")
     rep.add_argument("--verbose", "-v", action="store_true")
+    _executor_options(rep)
     rep.add_argument("--on-cluster", action="store_true",
                      help="re-run it as Jobs on the cluster of $KUBECONFIG instead of on this machine")
     rep.add_argument("--namespace", help="namespace for --on-cluster (default: the run's own)")
@@ -539,6 +575,8 @@ def parser() -> argparse.ArgumentParser:
     se.add_argument("--phase", choices=["all", "fetch", "live", "run", "publish"], default="all",
                     help="one container of a stage pod (default: all three phases in this process)")
     se.add_argument("--work", help="work directory shared by the phases (default $TYCHO_WORK, else /stage)")
+    se.add_argument("--container", metavar="RUN.json", help="run the run phase in a container as RUN.json says "
+                    "(the container executor), fetch and publish here")
     op = sub.add_parser("operator", help="run the Kubernetes operator (settings from TYCHO_* env, see tycho.settings)")
     op.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     return p

@@ -30,6 +30,7 @@ LOCKS = {
     "operator/requirements.txt": list(PYPROJECT["project"]["dependencies"]),
     "stage/requirements-cpu.txt": PYPROJECT["project"]["dependencies"] + PYPROJECT["project"]["optional-dependencies"]["ml"],
     "stage/requirements-gpu.txt": PYPROJECT["project"]["dependencies"] + PYPROJECT["project"]["optional-dependencies"]["ml"],
+    "stage/requirements-sbom.txt": PYPROJECT["project"]["optional-dependencies"]["sbom"],
 }
 # The GPU image installs tensorflow[and-cuda] where pyproject's ml extra names tensorflow-cpu.
 SAME_RANGE_AS = {"tensorflow": "tensorflow-cpu"}

@@ -21,7 +21,7 @@ from typing import Any
 
 from tycho.api import models, problems, validation
 from tycho.controller import events, metrics, runbook, status as status_mod
-from tycho.engine import lookup, model, prepare, scheduler
+from tycho.engine import identity, lookup, model, prepare, scheduler
 from tycho.executors import kube as kube_executor
 from tycho.kube import client, jobs, naming, policy
 from tycho.provenance import documents, runs, store as store_mod
@@ -179,7 +179,7 @@ def context(pipeline: models.ExperimentPipeline, summary: documents.RunSummary, 
             executor: kube_executor.KubeExecutor, force: bool) -> model.Context:
     images = {s.name: executor.image(s) for s in pipeline.spec.stages}
     return model.Context(pipeline=pipeline, run_id=summary.run_id, store=store.url,
-                         code=summary.code or jobs.code_identity(pipeline.spec), workdir=pipeline.spec.code.workdir,
+                         code=summary.code or identity.code(pipeline.spec), workdir=pipeline.spec.code.workdir,
                          images={n: i[0] for n, i in images.items()},
                          image_parts={n: i[1] for n, i in images.items()}, external=summary.external,
                          executor=executor.kind, force=force)

@@ -15,8 +15,7 @@ import threading
 from collections.abc import Callable
 
 from tycho.api import models
-from tycho.engine import model, scheduler
-from tycho.kube import jobs
+from tycho.engine import identity, model, scheduler
 from tycho.provenance import documents, layout, runs, signing, store as store_mod
 
 
@@ -63,7 +62,7 @@ class RunBook:
                 self.save(store, previous.model_copy(update={"phase": "Superseded", "finished_at": now,
                                                              "message": "the spec changed: a new run took over"}))
             self.forget(prior.run_id)
-        code = jobs.code_identity(spec)
+        code = identity.code(spec)
         summary = documents.RunSummary(
             run_id=run_id, pipeline=meta.name, created_at=now, heartbeat_at=None, store=store.url,
             runner=documents.Runner(executor="kubernetes", namespace=meta.namespace, uid=meta.uid,

@@ -10,11 +10,12 @@ whether a cache entry made elsewhere may be used here (``admit``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from tycho.api import models
 from tycho.engine import model
-from tycho.provenance import documents
+from tycho.provenance import documents, store as store_mod
 
 
 class Executor(Protocol):
@@ -40,8 +41,14 @@ class Executor(Protocol):
         """What the execution printed so far (may be the tail only)."""
 
 
+@runtime_checkable
 class LocalExecutor(Executor, Protocol):
     """An executor on this machine, driven by the local runner's loop."""
+
+    def code(self, pipeline: models.ExperimentPipeline, store: store_mod.Store, manifest_dir: Path,
+             restored: tuple[documents.CodeRef, Path] | None = None) -> tuple[documents.CodeRef, str]:
+        """The run's code identity and the folder stages run it from (in their image, or on
+        this machine); ``restored``: a recorded code archive extracted here (reproduce)."""
 
     def wait(self, timeout: float) -> None:
         """Block until an execution changes state, or ``timeout`` seconds."""

@@ -20,9 +20,8 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from tycho.api import models
-from tycho.engine import model
+from tycho.engine import identity, model
 from tycho.kube import client, jobs, naming, observe as job_watch
-from tycho.planning import cachekey
 from tycho.provenance import cache, documents, store as store_mod
 from tycho.settings import Settings
 
@@ -71,8 +70,7 @@ class KubeExecutor:
 
     # ---- identity --------------------------------------------------------------------------
     def image(self, stage: models.Stage) -> tuple[documents.ImageRef, Mapping[str, Any]]:
-        ref = jobs.image_ref(stage)
-        return ref, cachekey.image_part(reference=stage.image, digest=ref.digest)
+        return identity.image(stage)
 
     def admit(self, entry: documents.CacheEntry) -> str | None:
         return None  # the image part of the key is the whole environment

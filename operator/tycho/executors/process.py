@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tycho.api import models
-from tycho.engine import model
+from tycho.engine import model, prepare
 from tycho.planning import cachekey
-from tycho.provenance import documents, signing
+from tycho.provenance import documents, signing, store as store_mod
 from tycho.stage import imports, invocation, wrapper
 
 KILL_MARGIN = 5.0
@@ -82,6 +82,15 @@ class ProcessExecutor:
         return (documents.ImageRef(reference=stage.image, resolved_by="local-environment"),
                 cachekey.image_part(reference=stage.image, environment=env))
 
+    def code(self, pipeline: models.ExperimentPipeline, store: store_mod.Store, manifest_dir: Path,
+             restored: tuple[documents.CodeRef, Path] | None = None) -> tuple[documents.CodeRef, str]:
+        """The run's code and where stages find it: the code folder on this machine, its
+        archive stored (``restored``: a recorded archive extracted here, to reproduce)."""
+        if restored is not None:
+            return restored[0], str(restored[1])
+        root = prepare.code_root(pipeline, manifest_dir)
+        return prepare.store_code(store, root), str(root)
+
     def admit(self, entry: documents.CacheEntry) -> str | None:
         if not entry.environment:
             return None
@@ -100,14 +109,17 @@ class ProcessExecutor:
         inv_path.write_text(start.invocation.model_dump_json())
         log = logs / f"{start.stage.name}.log"
         popen = subprocess.Popen(
-            [sys.executable, "-m", "tycho", "stage-exec", "--invocation", str(inv_path), "--result", str(result)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+            self.command(start, inv_path, result), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
             errors="replace", start_new_session=True, env={**os.environ, **self.extra_env},
-            preexec_fn=_stop_with_parent)
+            preexec_fn=stop_with_parent)
         proc = _Process(start, popen, result, log)
         with self._lock:
             self._procs[start.execution] = proc
         threading.Thread(target=self._follow, args=(proc,), daemon=True, name=f"stage-{start.stage.name}").start()
+
+    def command(self, start: model.Start, invocation: Path, result: Path) -> list[str]:
+        """The wrapper process of one execution."""
+        return [sys.executable, "-m", "tycho", "stage-exec", "--invocation", str(invocation), "--result", str(result)]
 
     def _follow(self, proc: _Process) -> None:
         stage = proc.start.stage.name
@@ -211,7 +223,7 @@ class ProcessExecutor:
                 _signal_group(proc.popen, signal.SIGKILL)
 
 
-def _stop_with_parent() -> None:
+def stop_with_parent() -> None:
     """In the child before exec: SIGTERM it when the runner dies, even by SIGKILL (Linux
     PR_SET_PDEATHSIG), so a killed ``tycho run`` leaves no stage running."""
     try:

@@ -1,5 +1,5 @@
-"""Stage Jobs: the batch/v1 Job that runs one stage execution, and the cluster's view of
-code, image and store.
+"""Stage Jobs: the batch/v1 Job that runs one stage execution, and the cluster's view of its
+store.
 
 Pure builders, called by the Kubernetes executor (``tycho.executors.kube``) for every
 execution the engine starts. The invocation inside is the engine's, so the wrapper in
@@ -30,8 +30,7 @@ from typing import Any
 from tycho.api import models, problems
 from tycho.engine import model
 from tycho.kube import naming, podspec
-from tycho.planning import cachekey
-from tycho.provenance import documents, layout
+from tycho.provenance import layout
 from tycho.settings import Settings
 from tycho.stage import invocation
 
@@ -64,29 +63,6 @@ def store_problems(url: str) -> list[problems.Problem]:
 
 def store_secret(spec: models.Spec, settings: Settings) -> str | None:
     return spec.storage.secret_ref.name if spec.storage.secret_ref else (settings.store_secret or None)
-
-
-def code_identity(spec: models.Spec) -> documents.CodeRef:
-    """The code part of a cluster run's keys.
-
-    The operator cannot read the code baked into an image, so it uses ``spec.code.digest``
-    (set by ``images/build.sh --pin``). Without it the code is "what the image holds", and
-    the image part of the key (its digest, or its reference) stands for it: pin images by
-    ``@sha256:`` digest, or a new image pushed under the same tag looks unchanged. Either
-    way the wrapper archives the code it ran and records it, so ``tycho reproduce`` works.
-    """
-    if spec.code.digest:
-        return documents.CodeRef(digest=spec.code.digest.removeprefix("sha256:"), source="spec.code.digest")
-    return documents.CodeRef(digest=cachekey.digest({"code": "in-image"}), source="image-reference")
-
-
-def image_ref(stage: models.Stage) -> documents.ImageRef:
-    """The image as known before the pod runs: a pinned digest if the reference has one
-    (the digest the node actually pulled is recorded later, from the pod's imageID)."""
-    _, at, digest = stage.image.partition("@sha256:")
-    if at:
-        return documents.ImageRef(reference=stage.image, digest=digest, resolved_by="image-reference")
-    return documents.ImageRef(reference=stage.image)
 
 
 def _base_env(inv: invocation.Invocation) -> list[dict[str, Any]]:

@@ -23,6 +23,9 @@ PREDICATE_TYPE = slsa.PREDICATE_TYPE
 BUILD_TYPE = slsa.BUILD_TYPE
 JSON = "application/json"
 JSONL = "application/jsonl"
+CYCLONEDX = "application/vnd.cyclonedx+json"
+IMAGE_SBOM = "image-sbom"
+"""The resolved dependency naming the SBOM of the image the stage ran in."""
 
 
 def builder_id(executor: str) -> str:
@@ -62,10 +65,11 @@ def build(*, stage: str, pipeline: Mapping[str, Any], run_id: str, invocation_id
           inputs: Sequence[Mapping[str, Any]], code: documents.CodeRef, image: documents.ImageRef, started: str,
           finished: str, metrics_blob: str, metrics_log: str, environment_blob: str | None,
           attempts: int, trial: int | None = None, stopped: int | None = None,
-          checks_blob: str | None = None) -> dict[str, Any]:
+          checks_blob: str | None = None, image_sbom: str | None = None) -> dict[str, Any]:
     """The record of one stage execution. ``env`` must hold no secret values; ``inputs``
     items have name, sha256, and url (external) or producer (a record path); the blobs
-    (last metric values, the metrics log, the execution environment) are already stored."""
+    (last metric values, the metrics log, the execution environment) are already stored,
+    as is ``image_sbom``, the CycloneDX SBOM of the image the stage ran in (if it has one)."""
     code_dep: dict[str, Any] = {"name": "code", "digest": {"sha256": code.digest}}
     if code.archive:
         code_dep["uri"] = layout.store_uri(layout.rel(code.archive))
@@ -78,6 +82,9 @@ def build(*, stage: str, pipeline: Mapping[str, Any], run_id: str, invocation_id
         image_dep["digest"] = {"sha256": image.digest.removeprefix("sha256:")}
     if image.resolved_by:
         image_dep["annotations"] = {"resolvedBy": image.resolved_by}
+    image_deps = [image_dep]
+    if image_sbom is not None:
+        image_deps.append(_blob(IMAGE_SBOM, image_sbom, CYCLONEDX))
     subjects = []
     for name, digest in sorted(outputs.items()):
         subject: dict[str, Any] = {"name": name, "uri": layout.store_uri(layout.object_rel(digest)),
@@ -112,7 +119,7 @@ def build(*, stage: str, pipeline: Mapping[str, Any], run_id: str, invocation_id
                     "env": dict(sorted(env.items())),
                 },
                 "internalParameters": internal,
-                "resolvedDependencies": [_input(i) for i in inputs] + [code_dep, image_dep],
+                "resolvedDependencies": [_input(i) for i in inputs] + [code_dep, *image_deps],
             },
             "runDetails": {
                 "builder": {"id": builder_id(executor)},
@@ -157,6 +164,12 @@ def byproduct_digest(record: Mapping[str, Any], name: str) -> str | None:
     """The sha256 of a stored byproduct (environment, metrics, metrics.jsonl)."""
     item = byproduct(record, name)
     return str(item["digest"]["sha256"]) if item and item.get("digest") else None
+
+
+def image_sbom(record: Mapping[str, Any]) -> str | None:
+    """The sha256 of the stored SBOM of the image the stage ran in, if the record names one."""
+    dep = next((d for d in dependencies(record) if d.get("name") == IMAGE_SBOM), None)
+    return str(dep["digest"]["sha256"]) if dep and dep.get("digest") else None
 
 
 def store_paths(record: Mapping[str, Any]) -> list[tuple[str, str, str]]:

@@ -42,12 +42,15 @@ def explain(pipeline: models.ExperimentPipeline, store_url: str, manifest_dir: P
     if executor is None:
         scratch = Path(tempfile.gettempdir())
         executor = process.ProcessExecutor(scratch, scratch, _Silent())
-    root = prepare.code_root(pipeline, manifest_dir)
-    code = documents.CodeRef(digest=code_mod.digest(root))
+    if isinstance(executor, base.LocalExecutor) and executor.kind == "container":
+        code, workdir = executor.code(pipeline, store, manifest_dir)  # the code in the images: nothing stored
+    else:
+        root = prepare.code_root(pipeline, manifest_dir)
+        code, workdir = documents.CodeRef(digest=code_mod.digest(root)), str(root)
     images = {s.name: executor.image(s) for s in pipeline.spec.stages}
     unbounded = pipeline.model_copy(update={"spec": pipeline.spec.model_copy(update={"max_parallel": 10**9,
                                                                                      "suspend": False})})
-    ctx = model.Context(pipeline=unbounded, run_id="explain", store=store.url, code=code, workdir=str(root),
+    ctx = model.Context(pipeline=unbounded, run_id="explain", store=store.url, code=code, workdir=workdir,
                         images={n: i[0] for n, i in images.items()}, image_parts={n: i[1] for n, i in images.items()},
                         external=prepare.external_digests(pipeline), executor=executor.kind)
     lookup = lookup_mod.StoreLookup(store, executor.admit)

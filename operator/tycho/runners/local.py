@@ -86,15 +86,12 @@ class _Signals:
 
 
 def context(pipeline: models.ExperimentPipeline, opts: Options, store: store_mod.Store,
-            executor: base.Executor, run_id: str) -> model.Context:
+            executor: base.LocalExecutor, run_id: str) -> model.Context:
     """The run's fixed context: code identity, images, external digests."""
-    if opts.code is not None and opts.code_dir is not None:
-        code, root = opts.code, opts.code_dir
-    else:
-        root = prepare.code_root(pipeline, opts.manifest_dir)
-        code = prepare.store_code(store, root)
+    restored = (opts.code, opts.code_dir) if opts.code is not None and opts.code_dir is not None else None
+    code, workdir = executor.code(pipeline, store, opts.manifest_dir, restored)
     images = {s.name: executor.image(s) for s in pipeline.spec.stages}
-    return model.Context(pipeline=pipeline, run_id=run_id, store=store.url, code=code, workdir=str(root),
+    return model.Context(pipeline=pipeline, run_id=run_id, store=store.url, code=code, workdir=workdir,
                          images={n: i[0] for n, i in images.items()},
                          image_parts={n: i[1] for n, i in images.items()},
                          external=prepare.external_digests(pipeline), executor=executor.kind, force=opts.force)

@@ -47,6 +47,8 @@ LOCAL_LIVE_SECONDS = 2.0
 METRICS_LOG = "metrics.jsonl"
 """The only output a sweep trial stopped early keeps (its record's subject)."""
 METRICS_PREFIX = "[tycho] metrics "
+SBOM_ENV = "TYCHO_IMAGE_SBOM"
+"""Set by a stage image: the path of its CycloneDX SBOM (images/stage/Dockerfile)."""
 
 
 class StageFailed(Exception):
@@ -71,8 +73,12 @@ class Work:
         self.outputs, self.metrics = self.out / "outputs", self.out / "metrics.jsonl"
         self.imports, self.frameworks, self.ran = self.out / "imports.txt", self.out / "frameworks.jsonl", self.out / "run.json"
         self.checks = self.out / "checks.jsonl"
+        self.code = self.out / "code.tar"
+        """The code the stage ran, archived by the run phase when it is not in the store yet
+        (in an image: only the run phase sees the image's code)."""
+        self.sbom = self.out / "image-sbom.cdx.json"
+        """The SBOM of the image the run phase ran in (a copy of ``$TYCHO_IMAGE_SBOM``)."""
         self.fetched = root / "state" / "fetched.json"
-
 
 
 def _fetch_inputs(inv: Invocation, store: store_mod.Store, target: Path) -> list[dict[str, str | None]]:
@@ -192,8 +198,7 @@ def _attempt(inv: Invocation, work: Work, hook: Path, store: store_mod.Store | N
         noted.unlink(missing_ok=True)
     env = child_env(inv, work, hook)
     tail: collections.deque[str] = collections.deque(maxlen=20)
-    workdir = os.environ.get("TYCHO_CODE_DIR") or inv.workdir
-    proc = subprocess.Popen([*inv.command, *inv.args], cwd=workdir, env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*inv.command, *inv.args], cwd=code_root(inv), env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
 
     secrets = sorted({os.environ[n] for n in inv.secret_env if len(os.environ.get(n, "")) >= 3}, key=len,
@@ -235,6 +240,24 @@ def _attempt(inv: Invocation, work: Work, hook: Path, store: store_mod.Store | N
     return _Attempt(code, "\n".join(tail), follow.stopped)
 
 
+OOM_COUNTERS = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control")
+"""Where a container (cgroup v2, v1) counts the processes the kernel killed at its memory limit."""
+
+
+def oom_kills() -> int:
+    """How many processes of this container the kernel killed at its memory limit so far."""
+    for path in OOM_COUNTERS:
+        try:
+            with open(path, encoding="ascii") as f:
+                for line in f:
+                    name, _, value = line.partition(" ")
+                    if name == "oom_kill":
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return 0
+
+
 def child_env(inv: Invocation, work: Work, hook: Path) -> dict[str, str]:
     return contract.child_env(
         os.environ, inputs=work.inputs, outputs=work.outputs, params=work.params, metrics=work.metrics,
@@ -248,16 +271,31 @@ def _missing(inv: Invocation, outputs: Path) -> list[str]:
             if not ((outputs / o.name).is_dir() if o.type == "directory" else (outputs / o.name).is_file())]
 
 
-def _code(inv: Invocation, store: store_mod.Store, log: Log) -> documents.CodeRef:
-    """The code as run. Local runs stored its archive already; in an image, archive the
-    code folder now, so ``tycho reproduce`` can run exactly this code anywhere."""
+def code_root(inv: Invocation) -> Path:
+    """Where the stage's code is, for the process that runs it."""
+    return Path(os.environ.get("TYCHO_CODE_DIR") or inv.workdir)
+
+
+def _note_image(inv: Invocation, work: Work) -> None:
+    """What only the run phase can see, for publish to store: the code it ran (when the
+    invocation names no stored archive: the code is in the image) and the image's SBOM."""
+    if not inv.code.archive:
+        work.code.write_bytes(code_mod.archive(code_root(inv)))
+    sbom = os.environ.get(SBOM_ENV)
+    if sbom and Path(sbom).is_file():
+        shutil.copyfile(sbom, work.sbom)
+
+
+def _code(inv: Invocation, store: store_mod.Store, work: Work, log: Log) -> documents.CodeRef:
+    """The code as run. Local runs stored its archive already; in an image, the run phase
+    archived it, so ``tycho reproduce`` can run exactly this code anywhere."""
     if inv.code.archive:
         return inv.code
-    root = Path(os.environ.get("TYCHO_CODE_DIR") or inv.workdir)
-    data = code_mod.archive(root)
-    digest = store.put_bytes(data)
+    if not work.code.is_file():
+        raise StageFailed(f"stage {inv.stage!r}: the run phase left no code archive ({work.code.name})")
+    digest = store.put_file(work.code)
     if inv.code.source == "spec.code.digest" and digest != inv.code.digest:
-        log(f"[tycho] warning: the code in {root} has digest {digest}, but spec.code.digest says "
+        log(f"[tycho] warning: the code in {inv.workdir} has digest {digest}, but spec.code.digest says "
             f"{inv.code.digest}: the image was built from other code than the manifest names")
     return inv.code.model_copy(update={"digest": digest, "archive": layout.object_rel(digest)})
 
@@ -278,6 +316,7 @@ def run(inv: Invocation, work: Work, log: Log = print, stop: threading.Event | N
     """Run the user's command (with retries) with no store credentials in its environment;
     notes the outcome and the execution environment in ``out/run.json``. ``store`` (local
     runs only) receives live metrics."""
+    began = time.time()
     stop = stop or threading.Event()
     work.out.mkdir(parents=True, exist_ok=True)
     reason, attempt, ok, stopped = "", 0, False, None
@@ -289,6 +328,7 @@ def run(inv: Invocation, work: Work, log: Log = print, stop: threading.Event | N
                 log(f"[tycho] retry {attempt}/{inv.attempts} of {inv.stage} in {delay:g}s")
                 if stop.wait(delay):
                     raise StageCancelled(f"stage {inv.stage!r} was cancelled")
+            killed_before = oom_kills()
             attempted = _attempt(inv, work, hook, store, log, stop)
             failed = [c for c in checks_mod.read(work.checks) if c.severity == "fail"]
             if failed:  # a finding about the data or the model: another attempt finds it again
@@ -300,10 +340,14 @@ def run(inv: Invocation, work: Work, log: Log = print, stop: threading.Event | N
                 break
             reason = (f"exit code {attempted.code}" if attempted.code else f"missing outputs: {', '.join(missing)}") + (
                 f"; last output:\n{attempted.tail}" if attempted.tail else "")
+            if attempted.code in (-signal.SIGKILL, 128 + signal.SIGKILL) and oom_kills() > killed_before:
+                reason = f"out of memory: the kernel killed it at its memory limit ({reason})"
         env = child_env(inv, work, hook)
+    if ok:
+        _note_image(inv, work)
     found = facts.collect(env, imports.frameworks(work.frameworks))
     work.ran.write_text(json.dumps({"ok": ok, "attempts": attempt, "reason": reason, "facts": found,
-                                    "stopped": stopped}))
+                                    "stopped": stopped, "began": began}))
     return ok
 
 
@@ -349,7 +393,8 @@ def publish(inv: Invocation, store: store_mod.Store, work: Work, log: Log = prin
     checks_blob = store.put_bytes(_canonical([c.model_dump(mode="json") for c in checks])) if checks else None
     distributions = imports.read(work.imports) or None
     environment_blob = store.put_bytes(_canonical({"distributions": distributions or {}, "execution": ran["facts"]}))
-    code_ref = _code(inv, store, log)
+    code_ref = _code(inv, store, work, log)
+    sbom = store.put_file(work.sbom) if work.sbom.is_file() else None
     doc = record.build(
         stage=inv.stage, pipeline=inv.pipeline, run_id=inv.run_id,
         invocation_id=os.environ.get("TYCHO_INVOCATION_ID") or inv.invocation_id, executor=inv.executor,
@@ -357,7 +402,7 @@ def publish(inv: Invocation, store: store_mod.Store, work: Work, log: Log = prin
         env=inv.env, cache_key=inv.cache_key, key_components=inv.key_components, inputs=fetched["inputs"],
         code=code_ref, image=inv.image, started=fetched["started"], finished=documents.now(),
         metrics_blob=metrics_blob, metrics_log=metrics_log, environment_blob=environment_blob,
-        attempts=int(ran["attempts"]), trial=inv.trial, stopped=stopped, checks_blob=checks_blob)
+        attempts=int(ran["attempts"]), trial=inv.trial, stopped=stopped, checks_blob=checks_blob, image_sbom=sbom)
     entry = documents.CacheEntry(key=inv.cache_key, record=layout.record_rel(inv.run_id, inv.stage, inv.trial),
                                  outputs=digests, directories=directories, metrics=metrics, environment=distributions,
                                  curve=curve, stopped=stopped, checks=checks)

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from tycho.api import models, validation
-from tycho.engine import model, scheduler
+from tycho.engine import identity, model, scheduler
 from tycho.kube import jobs
 from tycho.stage import invocation
 
@@ -72,7 +72,7 @@ def start(pipeline: models.ExperimentPipeline, stage: str, key: str, run_id: str
     st = next(s for s in pipeline.spec.stages if s.name == stage)
     inv = invocation.build(
         stage=st, pipeline={"name": pipeline.metadata.name, "uid": pipeline.metadata.uid, "generation": 1},
-        run_id=run_id, store_url=STORE, image=jobs.image_ref(st), code=jobs.code_identity(pipeline.spec),
+        run_id=run_id, store_url=STORE, image=identity.image(st)[0], code=identity.code(pipeline.spec),
         workdir=pipeline.spec.code.workdir, cache_key=key, input_digests={i.name: input_digest for i in st.inputs},
         producers={}, input_types={}, executor="kubernetes")
     return model.Start(execution=scheduler.execution_id(pipeline.metadata.name, stage, key), stage=st, invocation=inv)

@@ -9,8 +9,6 @@ from tests.unit.kube import kubefakes as fk
 
 from tycho.api import models, validation
 from tycho.kube import jobs, naming
-from tycho.planning import cachekey
-from tycho.provenance import documents
 from tycho.settings import Settings
 
 KEY = "0123456789abcdef" * 4
@@ -161,13 +159,6 @@ def test_gpu_stage_asks_for_gpus_on_the_right_product_and_tolerates_the_gpu_tain
     assert "nvidia.com/gpu" not in res["requests"]
     assert pod["nodeSelector"] == {"tycho.dev/pool": "gpu", "nvidia.com/gpu.product": "NVIDIA-A10"}
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-
-
-def test_code_identity_prefers_the_declared_digest_else_stands_for_what_the_image_holds() -> None:
-    in_image = jobs.code_identity(fk.toy().spec)
-    assert in_image.source == "image-reference" and in_image.digest == cachekey.digest({"code": "in-image"})
-    pinned = validation.check(fk.toy_doc(code={"digest": "sha256:" + "c" * 64}))
-    assert jobs.code_identity(pinned.spec) == documents.CodeRef(digest="c" * 64, source="spec.code.digest")
 
 
 def test_requests_can_differ_from_limits_and_a_stage_can_name_its_service_account() -> None:

@@ -113,3 +113,14 @@ def test_records_written_with_absolute_uris_still_read() -> None:
     code["uri"] = "s3://old-bucket/prefix/objects/sha256/" + "d" * 64
     code["annotations"] = {"commit": "abc123"}
     assert record.code_of(doc).archive == "objects/sha256/" + "d" * 64
+
+
+def test_the_sbom_of_the_image_is_a_stored_dependency_beside_the_image_and_parses_strictly() -> None:
+    doc = sample(image_sbom="5" * 64)
+    slsa.parse(doc)
+    deps = record.dependencies(doc)
+    assert [d["name"] for d in deps][-2:] == ["image", "image-sbom"]
+    assert deps[-1] == {"name": "image-sbom", "uri": "tycho:objects/sha256/" + "5" * 64, "digest": {"sha256": "5" * 64},
+                        "mediaType": "application/vnd.cyclonedx+json"}
+    assert record.image_sbom(doc) == "5" * 64 and record.image_sbom(sample()) is None
+    assert ("image-sbom", "objects/sha256/" + "5" * 64, "5" * 64) in record.store_paths(doc)  # verify re-hashes it
