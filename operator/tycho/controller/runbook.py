@@ -77,9 +77,9 @@ class RunBook:
         return summary
 
     def save(self, store: store_mod.Store, summary: documents.RunSummary, indexed: bool = True) -> None:
-        runs.save(store, summary, indexed=indexed)
+        digest = runs.save(store, summary, indexed=indexed)
         if summary.phase != "Running":
-            runs.seal(store, summary, self.key)
+            runs.seal(store, summary, self.key, digest)
         with self._lock:
             self._cache[summary.run_id] = summary
 

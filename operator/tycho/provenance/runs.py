@@ -44,11 +44,14 @@ def marker_bytes(run_id: str) -> bytes:
     return (json.dumps({"runId": run_id}, indent=2, sort_keys=True) + "\n").encode()
 
 
-def save(store: store_mod.Store, summary: documents.RunSummary, *, indexed: bool = False) -> None:
-    """Write (or replace) a summary; unless ``indexed``, make sure the pipeline's index lists it."""
-    store.write_bytes(layout.summary_rel(summary.run_id), encode(summary))
+def save(store: store_mod.Store, summary: documents.RunSummary, *, indexed: bool = False) -> str:
+    """Write (or replace) a summary; unless ``indexed``, make sure the pipeline's index lists it.
+    Returns the stored bytes' sha256 (what a seal of this summary names)."""
+    data = encode(summary)
+    store.write_bytes(layout.summary_rel(summary.run_id), data)
     if not indexed:
         ensure_indexed(store, summary)
+    return hashlib.sha256(data).hexdigest()
 
 
 def ensure_indexed(store: store_mod.Store, summary: documents.RunSummary) -> None:
@@ -59,23 +62,25 @@ def ensure_indexed(store: store_mod.Store, summary: documents.RunSummary) -> Non
         store.write_bytes(marker, marker_bytes(summary.run_id))
 
 
-def seal_statement(summary: documents.RunSummary) -> dict[str, object]:
-    """An in-toto Statement naming the summary's stored bytes: signed once the run is over."""
+def seal_statement(summary: documents.RunSummary, digest: str | None = None) -> dict[str, object]:
+    """An in-toto Statement naming the summary's stored bytes: signed once the run is over.
+    ``digest``: those bytes' sha256 when the caller has it (``save`` returns it)."""
     rel = layout.summary_rel(summary.run_id)
     return {"_type": "https://in-toto.io/Statement/v1",
             "subject": [{"name": rel, "uri": layout.store_uri(rel),
-                         "digest": {"sha256": hashlib.sha256(encode(summary)).hexdigest()}}],
+                         "digest": {"sha256": digest or hashlib.sha256(encode(summary)).hexdigest()}}],
             "predicateType": RUN_PREDICATE, "predicate": {"runId": summary.run_id, "phase": summary.phase}}
 
 
-def seal(store: store_mod.Store, summary: documents.RunSummary, key: ed25519.Ed25519PrivateKey | None) -> None:
+def seal(store: store_mod.Store, summary: documents.RunSummary, key: ed25519.Ed25519PrivateKey | None,
+         digest: str | None = None) -> None:
     """Sign a finished run's summary (no key: nothing to sign with)."""
     if key is None:
         return
     kid = signing.keyid(key.public_key())
     if not store.exists(layout.key_rel(kid)):
         store.write_bytes(layout.key_rel(kid), signing.public_pem(key.public_key()))
-    payload = json.dumps(seal_statement(summary), sort_keys=True).encode()
+    payload = json.dumps(seal_statement(summary, digest), sort_keys=True).encode()
     store.write_bytes(layout.run_attestation_rel(summary.run_id), signing.sign(payload, key).encode())
 
 

@@ -158,8 +158,8 @@ def run(pipeline: models.ExperimentPipeline, opts: Options, reporter: progress.R
         summary = summary.model_copy(update={
             "phase": "Cancelled", "message": f"cancelled by {signal.Signals(signals.received).name}"})
     summary = summary.model_copy(update={"finished_at": documents.now(), "heartbeat_at": documents.now()})
-    runs.save(store, summary, indexed=True)
-    runs.seal(store, summary, signing.load_private(key_file) if key_file is not None else None)
+    digest = runs.save(store, summary, indexed=True)
+    runs.seal(store, summary, signing.load_private(key_file) if key_file is not None else None, digest)
     _index(store, summary)
     if opts.view_dir is not None:
         view(store, summary, opts.view_dir / run_id)
