@@ -181,6 +181,25 @@ def test_a_stage_over_its_memory_limit_fails_naming_the_limit(stage_image: str, 
     assert not list((tmp_path / "store").glob("records/*/*.json"))
 
 
+def test_an_output_linked_to_what_publish_could_read_fails_and_stores_nothing(stage_image: str,
+                                                                              tmp_path: Path) -> None:
+    """Publish runs on this machine with the store credentials: a stage that links its output
+    to /proc/self/environ (publish's own environment) must not get it stored."""
+    link = "import os; os.symlink('/proc/self/environ', os.path.join(os.environ['TYCHO_OUTPUTS'], 'env'))"
+    path = manifest(tmp_path, [{"name": "sneak", "image": IMAGE, "command": ["python", "-c", link],
+                                "outputs": ["env"]}], "sneak")
+    store = tmp_path / "store"
+    proc = tycho("run", str(path), "--executor", "container", "--engine", "podman", "--json",
+                 "--store", f"file://{store}", cwd=tmp_path, check=False,
+                 env={"AWS_SECRET_ACCESS_KEY": "sneaky-secret-value"})
+    assert proc.returncode == 1
+    message = json.loads(proc.stdout)["stages"]["sneak"]["message"]
+    assert "out/outputs/env is a symlink" in message, message
+    assert not list(store.glob("records/*/*.json"))
+    stored = [p.read_bytes() for p in store.rglob("*") if p.is_file()]
+    assert not any(b"sneaky-secret-value" in data for data in stored)
+
+
 def test_cancelling_stops_the_container_with_sigterm_and_publishes_nothing(stage_image: str, tmp_path: Path) -> None:
     sleeper = ("import signal, sys, time\n"
                "signal.signal(signal.SIGTERM, lambda *a: (print('stage got SIGTERM', flush=True), sys.exit(3)))\n"

@@ -10,8 +10,10 @@ signing key, no network unless declared, the stage's limits); then ``publish`` h
 run phase left in ``out/``.
 
 ``stop`` (SIGTERM/SIGINT of this process) stops the container the engine's way: SIGTERM
-to its wrapper, which stops the user's processes (grace, SIGKILL), and SIGKILL from the
-engine after ``GRACE_SECONDS`` + ``KILL_MARGIN``. Nothing is published then.
+to its wrapper, which stops the user's processes (its grace period, the same
+``GRACE_SECONDS`` as here, then SIGKILL), and SIGKILL from the engine one second later —
+before the executor's own deadline for this process (``GRACE_SECONDS`` + ``KILL_MARGIN``),
+so the container is removed by this process and not left behind. Nothing is published then.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def execute(inv: Invocation, run: engines.ContainerRun, log: wrapper.Log,
     """fetch → run (in the container) → publish. Raises StageFailed or StageCancelled."""
     stop = stop or threading.Event()
     store = store_mod.Store(inv.store)
-    with tempfile.TemporaryDirectory(prefix=f"tycho-{inv.stage}-") as tmp:
+    # ignore_cleanup_errors: with docker as a non-root user, out/ holds files of uid 10001
+    with tempfile.TemporaryDirectory(prefix=f"tycho-{inv.stage}-", ignore_cleanup_errors=True) as tmp:
         root = Path(tmp)
         work = wrapper.Work(root)
         wrapper.fetch(inv, store, work)
@@ -55,6 +58,7 @@ def execute(inv: Invocation, run: engines.ContainerRun, log: wrapper.Log,
             live.join(timeout=30)
         if stop.is_set():
             raise wrapper.StageCancelled(f"stage {inv.stage!r} was cancelled")
+        wrapper.check_out(inv, work)  # before anything here reads what the container left
         if began is not None:
             log(f"[tycho] container: the wrapper started {began:.2f}s after {run.engine.name} run")
         if code != 0:
@@ -83,7 +87,9 @@ def _run(inv: Invocation, run: engines.ContainerRun, root: Path, invocation: Pat
     wrapper's start inside, when it started)."""
     engine = run.engine
     started = time.time()
-    proc = subprocess.Popen(engines.run_args(run, str(root), str(invocation)), stdout=subprocess.PIPE,
+    if stop.is_set():  # cancelled while fetching: start nothing
+        return 0, None
+    proc = subprocess.Popen(engines.run_args(run, str(root), str(invocation), wrapper.GRACE_SECONDS), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, errors="replace",
                             preexec_fn=process.stop_with_parent)
 
@@ -102,8 +108,13 @@ def _run(inv: Invocation, run: engines.ContainerRun, root: Path, invocation: Pat
             except subprocess.TimeoutExpired:
                 pass
             if stop.is_set():
-                engines.stop(engine, run.name, wrapper.GRACE_SECONDS + process.KILL_MARGIN)
-                code = proc.wait()
+                engines.stop(engine, run.name, wrapper.GRACE_SECONDS + 1)
+                try:  # a stop that found no container yet (still being created) stopped nothing
+                    code = proc.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    engines.remove(engine, run.name)
+                    proc.kill()
+                    code = proc.wait()
                 break
         reader.join(10)
         if code != 0 and engines.oom_killed(engine, run.name):  # the wrapper itself was killed

@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
@@ -110,7 +111,20 @@ def find(preferred: str | None = None) -> Engine:
 
 
 def _engine(name: EngineName, exe: str) -> Engine:
+    if name == "docker" and _is_podman(exe):  # podman-docker: podman's options (no proxy copy, keep-id)
+        name = "podman"
     return Engine(name=name, executable=exe, rootless=name == "podman" and os.geteuid() != 0)
+
+
+def _is_podman(exe: str) -> bool:
+    """Whether a ``docker`` on PATH is podman's docker-compatible command."""
+    if Path(exe).resolve().name == "podman":
+        return True
+    try:
+        proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.stdout.lower().startswith("podman")
 
 
 def _answers(docker: str) -> bool:
@@ -121,16 +135,28 @@ def _answers(docker: str) -> bool:
         return False
 
 
+def _call(engine: Engine, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """One engine command; an engine that hangs or is gone is an EngineError that says so."""
+    try:
+        return subprocess.run([engine.executable, *args], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise EngineError(f"`{engine.name} {args[0]}` did not answer within {timeout:g}s: check that "
+                          f"{engine.name} works (`{engine.name} info`)") from None
+    except OSError as err:
+        raise EngineError(f"could not run {engine.executable}: {err}") from None
+
+
 def inspect(engine: Engine, reference: str) -> Image:
     """The local image a reference names; raises EngineError naming it and how to build it."""
-    proc = subprocess.run([engine.executable, "image", "inspect", reference],
-                          capture_output=True, text=True, timeout=INSPECT_SECONDS)
-    if proc.returncode != 0:
+    proc = _call(engine, ["image", "inspect", reference], INSPECT_SECONDS)
+    found = json.loads(proc.stdout or "[]") if proc.returncode == 0 else []
+    if isinstance(found, dict):
+        found = [found]
+    if not found:
         why = (proc.stderr.strip().splitlines() or ["not found"])[-1]
         raise EngineError(f"image {reference} is not in {engine.name}'s local images ({why}): build it with "
                           f"{BUILD_HINT}, or {engine.name} pull it")
-    found = json.loads(proc.stdout)
-    return image_of(found[0] if isinstance(found, list) else found, reference)
+    return image_of(found[0], reference)
 
 
 def image_of(doc: Mapping[str, Any], reference: str) -> Image:
@@ -162,15 +188,17 @@ def limits(stage: models.Stage) -> tuple[float | None, int | None]:
     return cores, int(size) if size is not None else None
 
 
-def run_args(run: ContainerRun, work: str, invocation: str) -> list[str]:
+def run_args(run: ContainerRun, work: str, invocation: str, grace: float = 10.0) -> list[str]:
     """The engine command of the run phase; ``work``: the host folder with in/ and out/,
-    ``invocation``: the invocation file on the host."""
+    ``invocation``: the invocation file on the host, ``grace``: how long the wrapper inside
+    gives the user's processes after SIGTERM (the caller's, so both sides agree)."""
     engine = run.engine
     args = [engine.executable, "run", "--name", run.name, "--pull", "never", "--read-only",
             "--user", f"{USER}:{USER}", "--tmpfs", TMPFS, "--cap-drop", "ALL",
             "--security-opt", "no-new-privileges",
             "--volume", f"{work}/in:{WORK}/in:ro", "--volume", f"{work}/out:{WORK}/out:rw",
-            "--volume", f"{invocation}:{WORK}/invocation.json:ro", "--env", f"TYCHO_NODE_NAME={run.node}"]
+            "--volume", f"{invocation}:{WORK}/invocation.json:ro", "--env", f"TYCHO_NODE_NAME={run.node}",
+            "--env", f"TYCHO_GRACE_SECONDS={grace:g}"]
     if not run.network:
         args += ["--network", "none"]  # else the engine's default network
     if engine.name == "podman":
@@ -194,24 +222,37 @@ def run_args(run: ContainerRun, work: str, invocation: str) -> list[str]:
 
 
 def stop(engine: Engine, name: str, seconds: float) -> None:
-    """SIGTERM to the container, then SIGKILL after ``seconds``."""
-    subprocess.run([engine.executable, "stop", "--time", str(int(seconds + 0.999)), name], capture_output=True,
-                   timeout=seconds + 60)
+    """SIGTERM to the container, then SIGKILL after ``seconds`` (best effort: the caller
+    removes the container by force when it is still there)."""
+    try:
+        _call(engine, ["stop", "--time", str(int(seconds + 0.999)), name], seconds + 60)
+    except EngineError:
+        pass
 
 
 def oom_killed(engine: Engine, name: str) -> bool:
-    proc = subprocess.run([engine.executable, "inspect", "--format", "{{.State.OOMKilled}}", name],
-                          capture_output=True, text=True, timeout=INSPECT_SECONDS)
+    try:
+        proc = _call(engine, ["inspect", "--format", "{{.State.OOMKilled}}", name], INSPECT_SECONDS)
+    except EngineError:
+        return False
     return proc.stdout.strip() == "true"
 
 
 def remove(engine: Engine, *names: str) -> None:
+    """Remove containers, best effort (a clean-up must not hide why a stage ended; the
+    runner's close removes what is left by label)."""
     if names:
-        subprocess.run([engine.executable, "rm", "--force", *names], capture_output=True, timeout=120)
+        try:
+            _call(engine, ["rm", "--force", *names], 120)
+        except EngineError:
+            pass
 
 
 def labelled(engine: Engine, label: str) -> list[str]:
     """Names of the containers (running or not) carrying ``label`` (KEY=VALUE)."""
-    proc = subprocess.run([engine.executable, "ps", "--all", "--filter", f"label={label}", "--format",
-                           "{{.Names}}"], capture_output=True, text=True, timeout=INSPECT_SECONDS)
+    try:
+        proc = _call(engine, ["ps", "--all", "--filter", f"label={label}", "--format", "{{.Names}}"],
+                     INSPECT_SECONDS)
+    except EngineError:
+        return []
     return [n for n in proc.stdout.split() if n]

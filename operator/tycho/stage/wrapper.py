@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import threading
@@ -107,6 +108,33 @@ def _fetch_inputs(inv: Invocation, store: store_mod.Store, target: Path) -> list
     return recorded
 
 
+def read_regular(path: Path, offset: int = 0) -> bytes:
+    """A file the stage wrote, read by a process that holds the store credentials (the
+    live-metrics sidecar, publish): never through a symlink the stage may have put there
+    (to ``/proc/self/environ``, to the signing key)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        f.seek(offset)
+        return f.read()
+
+
+def check_out(inv: Invocation, work: Work) -> None:
+    """What the run phase left in ``out/`` holds regular files and folders only. Publish
+    runs with the store credentials and the signing key and reads these paths: a symlink
+    would carry whatever it points to into the store as an output (a stage in a container
+    or pod cannot read the credentials, but it can name them)."""
+    for dirpath, dirnames, filenames in os.walk(work.out):
+        for name in [*dirnames, *filenames]:
+            path = Path(dirpath, name)
+            mode = path.lstat().st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                kind = "a symlink" if stat.S_ISLNK(mode) else "not a regular file"
+                raise StageFailed(f"stage {inv.stage!r}: {path.relative_to(work.root)} is {kind}; outputs, metrics "
+                                  "and checks must be regular files (copy the file instead of linking it)")
+
+
 class _Metrics:
     """Follows the metrics file while the stage runs: echoes new lines, publishes the file
     (when this process may reach the store), and applies a sweep trial's stop rule
@@ -135,9 +163,7 @@ class _Metrics:
 
     def poll(self, final: bool = False) -> None:
         try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                chunk = f.read()
+            chunk = read_regular(self.path, self.offset)
         except OSError:
             return
         complete = chunk[: chunk.rfind(b"\n") + 1]
@@ -153,7 +179,7 @@ class _Metrics:
             self.size, self.published = self.offset, time.monotonic()
             try:
                 self.store.write_bytes(layout.live_metrics_rel(self.inv.run_id, self.inv.stage, self.inv.trial),
-                                       self.path.read_bytes()[: self.offset])
+                                       read_regular(self.path)[: self.offset])
             except OSError as err:
                 self.log(f"[tycho] could not publish live metrics: {err}")
 
@@ -279,6 +305,8 @@ def code_root(inv: Invocation) -> Path:
 def _note_image(inv: Invocation, work: Work) -> None:
     """What only the run phase can see, for publish to store: the code it ran (when the
     invocation names no stored archive: the code is in the image) and the image's SBOM."""
+    for claimed in (work.code, work.sbom):  # only this phase writes these, never the stage's code
+        claimed.unlink(missing_ok=True)
     if not inv.code.archive:
         work.code.write_bytes(code_mod.archive(code_root(inv)))
     sbom = os.environ.get(SBOM_ENV)
@@ -365,6 +393,7 @@ def live(inv: Invocation, store: store_mod.Store, work: Work, stop: threading.Ev
 
 def publish(inv: Invocation, store: store_mod.Store, work: Work, log: Log = print) -> Result:
     """Hash and store the outputs, then the record (write-once, signed), then the indexes."""
+    check_out(inv, work)
     fetched = json.loads(work.fetched.read_text())
     ran: dict[str, Any] = json.loads(work.ran.read_text()) if work.ran.is_file() else {"ok": False, "reason": "the stage did not run"}
     if not ran.get("ok"):

@@ -4,6 +4,8 @@ image (podman's and docker's inspect output), and the run command of a stage's r
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -59,6 +61,8 @@ def test_the_run_phase_runs_locked_down_without_network_with_the_stages_limits()
                  ("--volume", "/w/invocation.json:/stage/invocation.json:ro"), ("--env", "API_TOKEN")]:
         assert pair in pairs, pair
     assert "--http-proxy=false" in args  # podman would copy the caller's proxy settings in
+    assert ("--env", "TYCHO_GRACE_SECONDS=10") in pairs  # the wrapper inside keeps the caller's grace period
+    assert ("--env", "TYCHO_GRACE_SECONDS=2.5") in _pairs(engines.run_args(_run(), "/w", "/w/i", grace=2.5))
     assert [v for k, v in pairs if k == "--volume"] == ["/w/in:/stage/in:ro", "/w/out:/stage/out:rw",
                                                          "/w/invocation.json:/stage/invocation.json:ro"]
     assert args[-7:] == ["sha256:" + "a" * 64, "--phase", "run", "--work", "/stage", "--invocation",
@@ -90,3 +94,30 @@ def test_an_engine_not_on_path_is_named_with_how_to_get_one(monkeypatch: pytest.
         engines.find("docker")
     with pytest.raises(engines.EngineError, match="no container engine on PATH: install podman or docker"):
         engines.find(None)
+
+
+def test_podmans_docker_command_gets_podmans_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """podman-docker's `docker` is a script that runs podman: it must not be driven as docker
+    (podman would copy the caller's proxy variables into the container without --http-proxy=false)."""
+    podman = shutil.which("podman")
+    if podman is None:
+        pytest.skip("podman is not installed (make test installs it: images/setup-host.sh)")
+    shim = tmp_path / "docker"
+    shim.write_text(f'#!/bin/sh\nexec {podman} "$@"\n')  # what Debian's podman-docker installs
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    engine = engines.find("docker")
+    assert engine.name == "podman" and engine.executable == str(shim)
+    assert "--http-proxy=false" in engines.run_args(_run(engine=engine), "/w", "/w/i")
+
+
+def test_an_engine_that_hangs_is_named_not_a_traceback(tmp_path: Path) -> None:
+    slow = tmp_path / "podman"
+    slow.write_text("#!/bin/sh\nexec sleep 30\n")
+    slow.chmod(0o755)
+    engine = engines.Engine(name="podman", executable=str(slow))
+    with pytest.raises(engines.EngineError, match=r"`podman image` did not answer within 0.5s"):
+        engines._call(engine, ["image", "inspect", "x"], 0.5)
+    gone = engines.Engine(name="podman", executable=str(tmp_path / "missing"))
+    engines.remove(gone, "x")  # clean-ups are best effort
+    assert engines.oom_killed(gone, "x") is False and engines.labelled(gone, "a=b") == []
