@@ -271,6 +271,15 @@ def _index(args: argparse.Namespace) -> Any:
     return db.open_synced(_store(args), getattr(args, "index", None))
 
 
+def _resolve(args: argparse.Namespace, *prefixes: str) -> list[str]:
+    """Full run ids for what the user typed (an id, a unique prefix or part of it), by the index."""
+    index = _index(args)
+    try:
+        return [index.resolve(p) for p in prefixes]
+    finally:
+        index.close()
+
+
 def _columns(args: argparse.Namespace) -> list[str] | None:
     if not args.columns:
         return None
@@ -311,11 +320,7 @@ def cmd_show(args: argparse.Namespace, out: Console) -> int:
     from tycho.provenance import runs
     from tycho.reports import show, text
 
-    index = _index(args)
-    try:
-        run_id = index.resolve(args.run_id)
-    finally:
-        index.close()
+    [run_id] = _resolve(args, args.run_id)
     store = _store_of(args)
     result = show.view(store, runs.load(store, run_id))
     _emit(args, result.model_dump(mode="json", by_alias=True))
@@ -329,11 +334,7 @@ def cmd_checks(args: argparse.Namespace, out: Console) -> int:
     from tycho.provenance import runs
     from tycho.reports import show, text
 
-    index = _index(args)
-    try:
-        run_id = index.resolve(args.run_id)
-    finally:
-        index.close()
+    [run_id] = _resolve(args, args.run_id)
     summary = runs.load(_store_of(args), run_id)
     found = show.run_checks(summary)
     _emit(args, {"runId": run_id, "checks": [c.model_dump(mode="json") for c in found]})
@@ -349,11 +350,7 @@ def cmd_diff(args: argparse.Namespace, out: Console) -> int:
     from tycho.provenance import runs
     from tycho.reports import diff, text
 
-    index = _index(args)
-    try:
-        a, b = index.resolve(args.run_a), index.resolve(args.run_b)
-    finally:
-        index.close()
+    a, b = _resolve(args, args.run_a, args.run_b)
     store = _store_of(args)
     result = diff.diff(store, runs.load(store, a), runs.load(store, b))
     _emit(args, result.model_dump(mode="json", by_alias=True))
