@@ -50,10 +50,16 @@ def object_rel(sha256: str) -> str:
     return f"{OBJECTS}/{sha256}"
 
 
-def record_rel(run_id: str, stage: str, trial: int | None = None) -> str:
+def _execution(root: str, run_id: str, stage: str, trial: int | None, suffix: str) -> str:
+    """Where a file about one execution lives: a stage's beside its run's others, a sweep
+    trial's in the stage's folder."""
     if trial is not None:
-        return f"{RECORDS}/{run_id}/{stage}/trial-{trial}.json"
-    return f"{RECORDS}/{run_id}/{stage}.json"
+        return f"{root}/{run_id}/{stage}/trial-{trial}{suffix}"
+    return f"{root}/{run_id}/{stage}{suffix}"
+
+
+def record_rel(run_id: str, stage: str, trial: int | None = None) -> str:
+    return _execution(RECORDS, run_id, stage, trial, ".json")
 
 
 def summary_rel(run_id: str) -> str:
@@ -107,15 +113,11 @@ def producer_rel(sha256: str) -> str:
 
 
 def live_metrics_rel(run_id: str, stage: str, trial: int | None = None) -> str:
-    if trial is not None:
-        return f"{LIVE}/{run_id}/{stage}/trial-{trial}.metrics.jsonl"
-    return f"{LIVE}/{run_id}/{stage}.metrics.jsonl"
+    return _execution(LIVE, run_id, stage, trial, ".metrics.jsonl")
 
 
 def attestation_rel(run_id: str, stage: str, trial: int | None = None) -> str:
-    if trial is not None:
-        return f"{ATTESTATIONS}/{run_id}/{stage}/trial-{trial}.intoto.jsonl"
-    return f"{ATTESTATIONS}/{run_id}/{stage}.intoto.jsonl"
+    return _execution(ATTESTATIONS, run_id, stage, trial, ".intoto.jsonl")
 
 
 def run_attestation_rel(run_id: str) -> str:
