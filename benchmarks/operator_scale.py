@@ -152,13 +152,13 @@ class Harness:
         """The stage pod's work: the real fetch and publish phases of the wrapper, with the
         run phase replaced by writing one small output per declared output."""
         from tycho.provenance import code as code_mod
+        from tycho.kube import naming
         from tycho.stage import invocation, wrapper
         try:
             job_name = pod["metadata"]["labels"]["batch.kubernetes.io/job-name"]
             job = self.jobs.get(job_name) or self.kube.get_job(self.ns, job_name)
-            env = job["spec"]["template"]["spec"]["containers"][0]["env"]  # the publish container
-            inv = invocation.Invocation.model_validate_json(next(e["value"] for e in env
-                                                                 if e["name"] == "TYCHO_INVOCATION"))
+            inv = invocation.Invocation.model_validate_json(
+                job["spec"]["template"]["metadata"]["annotations"][naming.ANNOTATION_INVOCATION])
             with tempfile.TemporaryDirectory(prefix="bench-stage-") as tmp:
                 work = wrapper.Work(Path(tmp))
                 wrapper.fetch(inv, self.store, work)

@@ -408,6 +408,11 @@ class Space:
             if "secret" in volume:
                 for key, value in self.kube.secret(self.ns, volume["secret"]["secretName"]).items():
                     (where / key).write_text(value)
+            for item in volume.get("downwardAPI", {}).get("items", []):
+                path = item["fieldRef"]["fieldPath"]
+                assert path.startswith("metadata.annotations['"), path
+                annotations = job["spec"]["template"]["metadata"].get("annotations", {})
+                (where / item["path"]).write_text(annotations[path[len("metadata.annotations['"):-2]])
 
     def _command(self, container: dict[str, Any], root: Path, user: bool) -> list[str]:
         """The container's command; the user's container in its own PID and mount namespace,
@@ -416,6 +421,9 @@ class Space:
         containers' files (the cluster state, the signing key, the fetch state, this
         process's home)."""
         cmd = [TYCHO if container["command"][0] == "tycho" else container["command"][0], *container["command"][1:]]
+        if "--invocation" in cmd:  # an in-pod path: under the pod's root here
+            at = cmd.index("--invocation") + 1
+            cmd[at] = str(root / cmd[at].lstrip("/"))
         if not user:
             return cmd
         mounts = {m["mountPath"]: m for m in container.get("volumeMounts", [])}
@@ -544,6 +552,5 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def job_invocation(job: dict[str, Any]) -> invocation.Invocation:
     """The invocation a Job carries (what the wrapper in its pod reads)."""
-    container = job["spec"]["template"]["spec"]["containers"][0]
-    raw = next(e["value"] for e in container["env"] if e["name"] == "TYCHO_INVOCATION")
-    return invocation.Invocation.model_validate_json(raw)
+    return invocation.Invocation.model_validate_json(
+        job["spec"]["template"]["metadata"]["annotations"][naming.ANNOTATION_INVOCATION])

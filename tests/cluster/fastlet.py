@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.cluster.conftest import Space
+from tycho.kube import naming
 
 Result = list[tuple[str, int, str]]
 
@@ -125,6 +126,7 @@ class FastKubelet:
                 secret = next(v["secret"]["secretName"] for v in pod["spec"]["volumes"] if v["name"] == "signing")
                 env["TYCHO_SIGNING_KEY_PEM"] = self.space.kube.secret(self.space.ns, secret)["signing.key"]
             env["PATH"] = os.environ["PATH"]
+            env["TYCHO_INVOCATION"] = pod["metadata"]["annotations"][naming.ANNOTATION_INVOCATION]  # its downward file
             phase = container["command"][container["command"].index("--phase") + 1]
             found.append((container["name"], phase, env))
         return found

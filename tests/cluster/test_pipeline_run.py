@@ -110,7 +110,8 @@ def test_jobs_carry_the_contract_and_are_owned_by_the_pipeline(run: Run) -> None
         inv = job_invocation(job)
         assert inv.store == run.space.store and inv.run_id == run.status["runId"]
         pod = job["spec"]["template"]["spec"]
-        assert pod["containers"][0]["command"] == ["tycho", "stage-exec", "--phase", "publish"]
+        assert pod["containers"][0]["command"] == ["tycho", "stage-exec", "--phase", "publish",
+                                                   "--invocation", "/etc/tycho/invocation.json"]
         assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
 
 

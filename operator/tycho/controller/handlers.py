@@ -93,7 +93,9 @@ def startup(settings: kopf.OperatorSettings, memo: Any, logger: Logger, **indexe
     cfg = settings_mod.Settings.from_env()
     settings.posting.level = logging.INFO
     metrics.serve(cfg.metrics_port)
-    rec = reconciler.Reconciler(cfg, client.Kube(client.api_client(), on_call=metrics.count_call))
+    # a connection for every pass that may run at once, and for the reads they start
+    kube = client.Kube(client.api_client(pool_size=2 * queue_mod.WORKERS), on_call=metrics.count_call)
+    rec = reconciler.Reconciler(cfg, kube)
     world = Indexes(indexes["pipelines"], indexes["pipeline_jobs"]).world
     memo.forget = rec.forget
     memo.queue = queue_mod.WorkQueue(rec.reconcile, world, post=_post)
@@ -127,6 +129,9 @@ async def pipeline_event(event: kopf.RawEvent, body: kopf.Body, namespace: str |
 @kopf.on.event("batch", "v1", "jobs", labels={naming.LABEL_PIPELINE: kopf.PRESENT})
 async def job_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, labels: kopf.Labels,
                     memo: Any, **_: Any) -> None:
+    # A Job first seen running needs no pass: this process created it (and counted it as
+    # running), or it was listed at start-up, when every pipeline gets a pass anyway.
     gone = event["type"] == "DELETED"
-    if _queue(memo).job_changed(str(body.metadata.uid), None if gone else observe.fingerprint(body)):
+    if _queue(memo).job_changed(str(body.metadata.uid), None if gone else observe.fingerprint(body),
+                                unseen=observe.CREATED):
         _spawn(memo, namespace or "", labels[naming.LABEL_PIPELINE])

@@ -27,6 +27,10 @@ Post = Callable[[dict[str, object], events_mod.Event], None]
 WorldOf = Callable[[str, str], reconciler.World]
 Reconcile = Callable[[reconciler.World], reconciler.Result]
 MAX_BACKOFF = 60.0
+WORKERS = 32
+"""Passes that may run at once. A pass spends most of its time waiting on the API server and
+the store, not computing, so many run side by side; a burst (hundreds of pipelines applied
+together, many Jobs finishing together) would otherwise wait in line behind a few."""
 
 
 @dataclasses.dataclass
@@ -38,19 +42,23 @@ class _Slot:
 
 
 class WorkQueue:
-    def __init__(self, reconcile: Reconcile, world: WorldOf, post: Post, workers: int = 8) -> None:
+    def __init__(self, reconcile: Reconcile, world: WorldOf, post: Post, workers: int = WORKERS) -> None:
         self.reconcile, self.world, self.post = reconcile, world, post
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
         self._slots: dict[Key, _Slot] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._jobs: dict[str, tuple[object, ...]] = {}
 
-    def job_changed(self, uid: str, fingerprint: tuple[object, ...] | None) -> bool:
-        """Whether a Job event changes anything a reconcile reads (None: the Job is gone)."""
+    def job_changed(self, uid: str, fingerprint: tuple[object, ...] | None,
+                    unseen: tuple[object, ...] | None = None) -> bool:
+        """Whether a Job event changes anything a reconcile reads (None: the Job is gone).
+        ``unseen``: what a Job not seen before is taken to be (an event that matches it
+        needs no reconcile)."""
         if fingerprint is None:
             self._jobs.pop(uid, None)
             return True
-        if self._jobs.get(uid) == fingerprint:
+        if self._jobs.get(uid, unseen) == fingerprint:
+            self._jobs[uid] = fingerprint
             return False
         self._jobs[uid] = fingerprint
         return True

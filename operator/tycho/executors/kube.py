@@ -14,6 +14,7 @@ than Jobs, and only a finished Job's pods matter.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import time
 from collections.abc import Collection, Mapping
@@ -45,6 +46,9 @@ class Memory:
     created: dict[tuple[str, str], tuple[float, dict[str, Any]]] = dataclasses.field(default_factory=dict)
     deleted: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict)
     finished: collections.OrderedDict[str, Finished] = dataclasses.field(default_factory=collections.OrderedDict)
+    reads: concurrent.futures.ThreadPoolExecutor = dataclasses.field(
+        default_factory=lambda: concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="finished-read"))
+    """Reads a finished Job's outputs from the store while its pods are read from the API server."""
 
     def remember(self, uid: str, done: Finished) -> None:
         self.finished[uid] = done
@@ -117,6 +121,8 @@ class KubeExecutor:
         uid = str(job.get("metadata", {}).get("uid", ""))
         if uid in self.memory.finished:
             return self.memory.finished[uid]
+        # The two reads are independent, and the next stage's Job waits for both.
+        result = self.memory.reads.submit(cache.read, self.store, key) if state.phase == "Succeeded" else None
         pods = self.kube.job_pods(self.ns, uid) if uid else []
         container = (job.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}])[0]
         image_id = job_watch.image_digest(pods)
@@ -125,7 +131,7 @@ class KubeExecutor:
             message=job_watch.failure_message(state, pods) if state.phase == "Failed" else "",
             image=documents.ImageRef(reference=str(container.get("image", "")), digest=digest,
                                      resolved_by="kubelet") if digest else None,
-            result=cache.read(self.store, key) if state.phase == "Succeeded" else None)
+            result=result.result() if result is not None else None)
         if uid and (state.phase == "Failed" or done.result is not None):
             self.memory.remember(uid, done)
         return done

@@ -12,6 +12,11 @@ never shares a process tree, an environment or a file system with store credenti
 - container ``publish`` (store credentials, the signing key): hashes ``out``, stores
   outputs, signs and writes the record.
 
+The invocation is in the pod's annotation ``tycho.dev/invocation`` once, and each container
+reads it from a downward API file: a Job is read by every watch of Jobs (the operator's
+included) on each of its status changes, so four copies in four containers' env would
+quadruple the bytes every watch event carries.
+
 Init containers run one after another and a failing one fails the pod (so the Job
 retries it), which gives this order on any Kubernetes version without sidecars. Secret
 values never appear here: they reach the pod as ``secretKeyRef`` env entries.
@@ -32,7 +37,6 @@ from tycho.engine import model
 from tycho.kube import naming, podspec
 from tycho.provenance import layout
 from tycho.settings import Settings
-from tycho.stage import invocation
 
 CONTAINER = "stage"
 """The container that runs the user's code (an init container)."""
@@ -41,6 +45,8 @@ ENTRYPOINT = ["tycho", "stage-exec"]
 WORK = "/stage"
 SIGNING_DIR = "/var/run/tycho/signing"
 SIGNING_FILE = "signing.key"
+INVOCATION_DIR = "/etc/tycho"
+INVOCATION_FILE = "invocation.json"
 STORE_CREDENTIALS = (("AWS_ACCESS_KEY_ID", False), ("AWS_SECRET_ACCESS_KEY", False), ("AWS_ENDPOINT_URL", True))
 JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
 
@@ -65,9 +71,8 @@ def store_secret(spec: models.Spec, settings: Settings) -> str | None:
     return spec.storage.secret_ref.name if spec.storage.secret_ref else (settings.store_secret or None)
 
 
-def _base_env(inv: invocation.Invocation) -> list[dict[str, Any]]:
+def _base_env() -> list[dict[str, Any]]:
     return [
-        {"name": "TYCHO_INVOCATION", "value": inv.model_dump_json()},
         # The Job's UID, known only once the Job exists: the record's invocationId.
         {"name": "TYCHO_INVOCATION_ID",
          "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{JOB_UID_LABEL}']"}}},
@@ -98,7 +103,10 @@ def _stage_env(stage: models.Stage) -> list[dict[str, Any]]:
 
 
 def _volumes() -> list[dict[str, Any]]:
-    return [{"name": n, "emptyDir": {}} for n in ("in", "out", "state", "tmp", "io-tmp")]
+    invocation_file = {"path": INVOCATION_FILE,
+                       "fieldRef": {"fieldPath": f"metadata.annotations['{naming.ANNOTATION_INVOCATION}']"}}
+    return [*({"name": n, "emptyDir": {}} for n in ("in", "out", "state", "tmp", "io-tmp")),
+            {"name": "invocation", "downwardAPI": {"items": [invocation_file], "defaultMode": 0o444}}]
 
 
 def _mount(name: str, path: str, read_only: bool = False) -> dict[str, Any]:
@@ -108,13 +116,15 @@ def _mount(name: str, path: str, read_only: bool = False) -> dict[str, Any]:
     return out
 
 
-def _containers(inv: invocation.Invocation, stage: models.Stage, settings: Settings, secret: str | None,
+def _containers(stage: models.Stage, settings: Settings, secret: str | None,
                 image: str, workdir: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(init containers, containers) of a stage pod."""
     def container(name: str, phase: str, env: list[dict[str, Any]], mounts: list[dict[str, Any]]) -> dict[str, Any]:
         return {"name": name, "image": image, "imagePullPolicy": settings.stage_image_pull_policy,
-                "command": [*ENTRYPOINT, "--phase", phase], "workingDir": workdir, "env": _base_env(inv) + env,
-                "securityContext": podspec.container_security_context(), "volumeMounts": mounts,
+                "command": [*ENTRYPOINT, "--phase", phase, "--invocation", f"{INVOCATION_DIR}/{INVOCATION_FILE}"],
+                "workingDir": workdir, "env": _base_env() + env,
+                "securityContext": podspec.container_security_context(),
+                "volumeMounts": [*mounts, _mount("invocation", INVOCATION_DIR, read_only=True)],
                 # The wrapper's last lines (which stage failed and why) become the failure message.
                 "terminationMessagePolicy": "FallbackToLogsOnError"}
 
@@ -146,7 +156,7 @@ def build_job(*, pipeline: models.ExperimentPipeline, start: model.Start, settin
     meta, stage = pipeline.metadata, start.stage
     inv = start.invocation.model_copy(update={"attempts": 1})  # retries are new pods (backoffLimit)
     labels = naming.stage_labels(meta.name, stage.name, inv.run_id, inv.cache_key)
-    init, main = _containers(inv, stage, settings, store_secret(pipeline.spec, settings), stage.image,
+    init, main = _containers(stage, settings, store_secret(pipeline.spec, settings), stage.image,
                              pipeline.spec.code.workdir)
     volumes = _volumes()
     if settings.signing_secret:
@@ -172,5 +182,7 @@ def build_job(*, pipeline: models.ExperimentPipeline, start: model.Start, settin
                                      **({naming.ANNOTATION_TRIAL: str(inv.trial)} if inv.trial is not None else {})},
                      "ownerReferences": [naming.owner_reference(meta.name, meta.uid or "")]},
         "spec": {"backoffLimit": stage.retries.limit, "ttlSecondsAfterFinished": settings.job_ttl_seconds,
-                 "template": {"metadata": {"labels": labels}, "spec": pod}},
+                 "template": {"metadata": {"labels": labels,
+                                           "annotations": {naming.ANNOTATION_INVOCATION: inv.model_dump_json()}},
+                              "spec": pod}},
     }

@@ -24,6 +24,8 @@ LABEL_NETWORK = f"{PREFIX}/network"
 ANNOTATION_RUN = f"{PREFIX}/run-id"
 ANNOTATION_KEY = f"{PREFIX}/cache-key"
 ANNOTATION_TRIAL = f"{PREFIX}/trial"
+ANNOTATION_INVOCATION = f"{PREFIX}/invocation"
+"""On a stage pod: the invocation JSON its containers read (``tycho.kube.jobs``)."""
 ANNOTATION_REPRODUCES = f"{PREFIX}/reproduces"
 """On a pipeline: it re-derives this run (cache ignored, nothing adopted); see ``tycho reproduce --on-cluster``."""
 MANAGED_BY = {"app.kubernetes.io/managed-by": "tycho", "app.kubernetes.io/component": "stage"}

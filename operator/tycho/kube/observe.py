@@ -59,10 +59,16 @@ def run_of(job: Mapping[str, Any]) -> str:
 
 
 def fingerprint(job: Mapping[str, Any]) -> tuple[Any, ...]:
-    """What the operator reports about a Job; updates that keep it equal need no reconcile."""
-    s = job.get("status") or {}
-    conds = tuple(sorted(c.get("type", "") for c in s.get("conditions") or [] if c.get("status") == "True"))
-    return (s.get("active") or 0, s.get("failed") or 0, s.get("succeeded") or 0, conds, is_deleting(job))
+    """What the engine decides on and the status reports of a Job: its phase, attempts and
+    deletion. Updates that keep it equal need no reconcile (a Job's status changes several
+    times per attempt: pod active, ready, success criteria met, complete)."""
+    state = job_state(job)
+    return (state.phase, state.attempts, is_deleting(job))
+
+
+CREATED = ("Running", 1, False)
+"""The fingerprint of a Job that was just created: the reconcile that created it counted
+it as running already, so its first sight needs no reconcile of its own."""
 
 
 def _statuses(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -42,7 +42,8 @@ def storage_options(url: str) -> dict[str, Any]:
         # No listing cache: another process (a stage pod) may have just written the key.
         # Bounded timeouts and retries: an unreachable store fails a stage attempt within about
         # a minute (the Job retries it as a new pod) instead of hanging on a dead connection.
-        config: dict[str, Any] = {"connect_timeout": 5, "read_timeout": 30,
+        # Connections: the operator reads and writes many runs' objects at once.
+        config: dict[str, Any] = {"connect_timeout": 5, "read_timeout": 30, "max_pool_connections": 64,
                                   "retries": {"max_attempts": 4, "mode": "standard"}}
         opts: dict[str, Any] = {"use_listings_cache": False, "config_kwargs": config}
         if endpoint:

@@ -72,3 +72,12 @@ def test_job_updates_that_change_nothing_reported_are_ignored() -> None:
     assert not q.job_changed("u", (1, 0, 0, (), False))
     assert q.job_changed("u", (0, 1, 0, ("Failed",), False))
     assert q.job_changed("u", None)
+
+
+def test_a_job_first_seen_as_just_created_needs_no_reconcile() -> None:
+    q = _queue(_Rec(), [])
+    created = ("Running", 1, False)
+    assert not q.job_changed("new", created, unseen=created)  # the reconcile that created it knows
+    assert q.job_changed("new", ("Succeeded", 1, False), unseen=created)
+    assert q.job_changed("old", ("Succeeded", 1, False), unseen=created)  # first seen finished
+    assert not q.job_changed("old", ("Succeeded", 1, False), unseen=created)

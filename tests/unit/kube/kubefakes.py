@@ -13,7 +13,7 @@ import yaml
 
 from tycho.api import models, validation
 from tycho.engine import identity, model, scheduler
-from tycho.kube import jobs
+from tycho.kube import jobs, naming
 from tycho.stage import invocation
 
 TOY = Path(__file__).resolve().parents[2] / "fixtures" / "toy" / "toy.yaml"
@@ -61,8 +61,7 @@ def finish(job: Mapping[str, Any], phase: str, *, failed: int = 0, reason: str =
 
 def invocation_of(job: Mapping[str, Any]) -> invocation.Invocation:
     """The invocation a Job carries (what the wrapper in its pod will read)."""
-    container = job["spec"]["template"]["spec"]["containers"][0]
-    raw = next(e["value"] for e in container["env"] if e["name"] == "TYCHO_INVOCATION")
+    raw = job["spec"]["template"]["metadata"]["annotations"][naming.ANNOTATION_INVOCATION]
     return invocation.Invocation.model_validate(json.loads(raw))
 
 

@@ -47,7 +47,7 @@ def test_job_is_labelled_for_pipeline_stage_run_and_key_and_owned_by_the_pipelin
                      "uid": "uid-1", "controller": True, "blockOwnerDeletion": True}
 
 
-def test_container_runs_the_stage_wrapper_with_the_invocation_in_env() -> None:
+def test_containers_run_the_stage_wrapper_on_the_invocation_the_pod_carries_once() -> None:
     job = _job(stage="report")
     c = _container(job)
     init = job["spec"]["template"]["spec"]["initContainers"]
@@ -55,10 +55,18 @@ def test_container_runs_the_stage_wrapper_with_the_invocation_in_env() -> None:
     assert [c.get("restartPolicy") for c in init] == [None, "Always", None]  # live is a native sidecar
     assert [c["name"] for c in job["spec"]["template"]["spec"]["containers"]] == ["publish"]
     assert {n: c["command"] for n, c in _containers(job).items()} == {
-        n: ["tycho", "stage-exec", "--phase", p]
+        n: ["tycho", "stage-exec", "--phase", p, "--invocation", "/etc/tycho/invocation.json"]
         for n, p in (("fetch", "fetch"), ("live", "live"), ("stage", "run"), ("publish", "publish"))}
     live = _containers(job)["live"]
-    assert {m["mountPath"]: m.get("readOnly", False) for m in live["volumeMounts"]} == {"/stage/out": True, "/tmp": False}
+    assert {m["mountPath"]: m.get("readOnly", False) for m in live["volumeMounts"]} == {
+        "/stage/out": True, "/tmp": False, "/etc/tycho": True}
+    # one copy, in the pod's annotations, read through a downward API file (not in four envs)
+    (volume,) = [v for v in job["spec"]["template"]["spec"]["volumes"] if "downwardAPI" in v]
+    assert volume["downwardAPI"]["items"] == [{"path": "invocation.json", "fieldRef": {
+        "fieldPath": f"metadata.annotations['{naming.ANNOTATION_INVOCATION}']"}}]
+    assert all(m["name"] == volume["name"] and m["readOnly"] for c in _containers(job).values()
+               for m in c["volumeMounts"] if m["mountPath"] == "/etc/tycho")
+    assert json.dumps(job).count("cache_key") == 1
     assert c["workingDir"] == "/app/pipeline"
     inv = fk.invocation_of(job)
     assert inv.stage == "report" and inv.cache_key == KEY and inv.store == fk.STORE
@@ -75,17 +83,17 @@ def test_store_credentials_reach_only_the_fetch_and_publish_containers() -> None
     stage = _container(job)
     assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "TYCHO_SIGNING_KEY"} & {
         e["name"] for e in stage["env"]}
-    assert {m["name"] for m in stage["volumeMounts"]} == {"in", "out", "tmp"}
+    assert {m["name"] for m in stage["volumeMounts"]} == {"in", "out", "tmp", "invocation"}
     assert {"name": "in", "mountPath": "/stage/in", "readOnly": True} in stage["volumeMounts"]
     assert not any("secret" in v for v in job["spec"]["template"]["spec"]["volumes"])  # no signing Secret unless set
     c = _container(job, "publish")
-    assert {m["name"] for m in c["volumeMounts"]} == {"out", "state", "io-tmp"}
+    assert {m["name"] for m in c["volumeMounts"]} == {"out", "state", "io-tmp", "invocation"}
     env = {e["name"]: e for e in c["env"]}
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         assert env[name] == {"name": name, "valueFrom": {"secretKeyRef": {"name": "store-creds", "key": name}}}
     assert env["AWS_ENDPOINT_URL"]["valueFrom"]["secretKeyRef"]["optional"] is True
     assert "value" not in env["AWS_SECRET_ACCESS_KEY"]
-    assert "SECRET" not in env["TYCHO_INVOCATION"]["value"]
+    assert "SECRET" not in job["spec"]["template"]["metadata"]["annotations"][naming.ANNOTATION_INVOCATION]
 
 
 def test_operator_wide_secret_is_used_when_the_pipeline_names_none() -> None:
@@ -182,7 +190,7 @@ def test_image_pinned_by_digest_is_recorded_as_resolved() -> None:
 
 def test_invocation_json_round_trips() -> None:
     job = _job()
-    raw = next(e["value"] for e in _container(job)["env"] if e["name"] == "TYCHO_INVOCATION")
+    raw = job["spec"]["template"]["metadata"]["annotations"][naming.ANNOTATION_INVOCATION]
     assert json.loads(raw)["cache_key"] == KEY
 
 

@@ -53,10 +53,17 @@ def test_image_digest_comes_from_the_pod_that_ran() -> None:
 
 
 def test_fingerprint_ignores_changes_the_operator_does_not_report() -> None:
-    a = _job(active=1, ready=0)
-    b = _job(active=1, ready=1, uncountedTerminatedPods={})
-    assert observe.fingerprint(a) == observe.fingerprint(b)
-    assert observe.fingerprint(a) != observe.fingerprint(_job(active=0, failed=1))
+    created = _job()
+    steps = [_job(active=1, ready=0, startTime="s"), _job(active=1, ready=1, uncountedTerminatedPods={}),
+             _job(succeeded=1, conditions=[{"type": "SuccessCriteriaMet", "status": "True"}])]
+    # created, pod active, pod ready, success criteria met: nothing the engine decides on
+    assert {observe.fingerprint(j) for j in [created, *steps]} == {observe.CREATED}
+    complete = _job(succeeded=1, conditions=[{"type": "SuccessCriteriaMet", "status": "True"},
+                                             {"type": "Complete", "status": "True"}])
+    assert observe.fingerprint(complete) != observe.CREATED
+    assert observe.fingerprint(_job(active=1, failed=1)) != observe.CREATED  # a retry: attempt 2
+    assert observe.fingerprint({**created, "metadata": {**created["metadata"], "deletionTimestamp": "d"}}) \
+        != observe.CREATED
 
 
 def test_run_of_prefers_the_full_run_id_annotation() -> None:
