@@ -71,6 +71,9 @@ Timestamp = Annotated[str, pydantic.AfterValidator(_timestamp)]
 
 
 class Strict(pydantic.BaseModel):
+    """Deferred: the nested types are only ever validated inside ``Statement``, so one
+    validator is built, when the first record is parsed."""
+
     model_config = pydantic.ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
