@@ -378,11 +378,19 @@ class ExperimentPipeline(Model):
 
 # ---- status ---------------------------------------------------------------------------
 
+
+class StatusModel(Model):
+    """Base of the status types: the operator writes them, commands that read a manifest
+    never do, so their validators are built on first use instead of at import."""
+
+    model_config = pydantic.ConfigDict(defer_build=True)
+
+
 StagePhase = Literal["Pending", "Running", "Succeeded", "Failed", "Cached", "Skipped", "Cancelled", "Suspended"]
 PipelinePhase = Literal["Pending", "Running", "Succeeded", "Failed", "Suspended", "Invalid"]
 
 
-class Condition(Model):
+class Condition(StatusModel):
     type: str
     """Ready, Progressing, Degraded or Valid."""
     status: Literal["True", "False", "Unknown"]
@@ -395,14 +403,14 @@ class Condition(Model):
     observed_generation: int | None = None
 
 
-class OutputStatus(Model):
+class OutputStatus(StatusModel):
     name: str
     sha256: str
     uri: str
     """Content-addressed location in the store."""
 
 
-class TrialStatus(Model):
+class TrialStatus(StatusModel):
     index: int
     phase: Literal["Pending", "Running", "Succeeded", "Cached", "Failed", "Stopped", "Cancelled"] = "Pending"
     params: dict[str, ParamValue] = {}
@@ -412,13 +420,13 @@ class TrialStatus(Model):
     message: str = ""
 
 
-class CheckStatus(Model):
+class CheckStatus(StatusModel):
     code: str
     severity: Literal["warn", "fail"]
     message: str = ""
 
 
-class SweepStatus(Model):
+class SweepStatus(StatusModel):
     trials: int
     finished: int = 0
     running: int = 0
@@ -431,7 +439,7 @@ class SweepStatus(Model):
     items: list[TrialStatus] = []
 
 
-class StageStatus(Model):
+class StageStatus(StatusModel):
     name: str
     phase: StagePhase = "Pending"
     attempts: int = 0
@@ -453,7 +461,7 @@ class StageStatus(Model):
     message: str = ""
 
 
-class Status(Model):
+class Status(StatusModel):
     phase: PipelinePhase = "Pending"
     progress: str = ""
     """Finished stages / all stages, e.g. 5/7."""

@@ -24,7 +24,7 @@ ExecutionPhase = Literal["Running", "Succeeded", "Failed", "Cancelled"]
 class Execution(pydantic.BaseModel):
     """One stage execution as its executor sees it now."""
 
-    model_config = pydantic.ConfigDict(frozen=True)
+    model_config = pydantic.ConfigDict(frozen=True, defer_build=True)
 
     id: str
     """Deterministic (``execution_id``): a restarted engine finds what it started."""
@@ -50,7 +50,7 @@ class Execution(pydantic.BaseModel):
 class Start(pydantic.BaseModel):
     """Start one stage execution."""
 
-    model_config = pydantic.ConfigDict(frozen=True)
+    model_config = pydantic.ConfigDict(frozen=True, defer_build=True)
 
     execution: str
     stage: models.Stage

@@ -11,6 +11,9 @@ Cancelling sends SIGTERM to the wrapper's process group; the wrapper stops the u
 process group (SIGTERM, grace, SIGKILL) and publishes nothing. A wrapper that does not
 exit within its grace period plus ``KILL_MARGIN`` is killed. A wrapper whose runner died
 (even by SIGKILL) gets SIGTERM from the kernel and stops the same way.
+
+The stage wrapper's module (its grace period, its metrics lines) is imported once a
+stage starts: a run whose stages are all cache hits never needs it.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from tycho.api import models
 from tycho.engine import model, prepare
 from tycho.planning import cachekey
 from tycho.provenance import documents, signing, store as store_mod
-from tycho.stage import imports, invocation, wrapper
+from tycho.stage import imports, invocation
 
 KILL_MARGIN = 5.0
 PR_SET_PDEATHSIG = 1
@@ -122,6 +125,8 @@ class ProcessExecutor:
         return [sys.executable, "-m", "tycho", "stage-exec", "--invocation", str(invocation), "--result", str(result)]
 
     def _follow(self, proc: _Process) -> None:
+        from tycho.stage import wrapper
+
         stage = proc.start.stage.name
         assert proc.popen.stdout is not None
         with open(proc.log_path, "w", encoding="utf-8") as log:
@@ -186,6 +191,8 @@ class ProcessExecutor:
             proc = self._procs.get(execution)
         if proc is None or proc.execution is not None or proc.cancelled:
             return
+        from tycho.stage import wrapper
+
         proc.cancelled = True
         _signal_group(proc.popen, signal.SIGTERM)
         timer = threading.Timer(wrapper.GRACE_SECONDS + KILL_MARGIN, _signal_group, (proc.popen, signal.SIGKILL))
@@ -213,6 +220,10 @@ class ProcessExecutor:
     def close(self) -> None:
         with self._lock:
             procs = list(self._procs.values())
+        if not procs:
+            return
+        from tycho.stage import wrapper
+
         for proc in procs:
             if proc.execution is None:
                 self.cancel(proc.start.execution)

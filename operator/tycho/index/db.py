@@ -94,7 +94,11 @@ class Index:
         self.path = path or layout.index_file(self.url)
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.conn = _connect(self.path)
-        if self._meta("schema") != SCHEMA_VERSION or self._meta("store") not in (None, self.url):
+        self._names: dict[tuple[str, str], int] = {}
+        schema, url = self._meta("schema"), self._meta("store")
+        if schema == SCHEMA_VERSION and url == self.url:
+            return  # made by this version for this store: no schema work, no write
+        if schema != SCHEMA_VERSION or url is not None:
             self.conn.close()
             for suffix in ("", "-wal", "-shm"):
                 Path(self.path + suffix).unlink(missing_ok=True)
@@ -103,7 +107,6 @@ class Index:
         with self.conn:
             self._set_meta("schema", SCHEMA_VERSION)
             self._set_meta("store", self.url)
-        self._names: dict[tuple[str, str], int] = {}
 
     @property
     def store(self) -> store_mod.Store:

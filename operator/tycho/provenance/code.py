@@ -56,12 +56,14 @@ def extract(data: bytes, target: Path) -> None:
 
 
 def git_commit(root: Path) -> tuple[str, bool] | None:
-    """The checkout's commit and whether the code directory has uncommitted changes."""
+    """The checkout's commit and whether the code directory has uncommitted changes (one
+    ``git status``: its v2 header names the commit, every other line is a change)."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=root,
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        lines = subprocess.run(["git", "status", "--porcelain=v2", "--branch", "--", "."], cwd=root,
+                               capture_output=True, text=True, check=True, timeout=10).stdout.splitlines()
     except (OSError, subprocess.SubprocessError):
         return None
-    return commit, bool(dirty)
+    commit = next((line.split()[2] for line in lines if line.startswith("# branch.oid ")), "(initial)")
+    if commit == "(initial)":  # no commit yet
+        return None
+    return commit, any(not line.startswith("#") for line in lines)

@@ -8,22 +8,32 @@ accept it. The private key is a PEM file (PKCS#8): ``TYCHO_SIGNING_KEY`` names i
 cluster it is a Secret mounted only into the pod's publishing container. Public keys are
 also stored under ``keys/`` for convenience; trust is pinned with ``tycho verify --key``.
 Spec: https://github.com/secure-systems-lab/dsse/blob/master/protocol.md
+
+Keys in the encodings Tycho writes (``ensure_key``, ``public_pem``) are read by their
+fixed RFC 8410 layout: every cache hit checks a signature, and importing cryptography's
+general ``serialization`` module (SSH, PKCS#12 and cipher support with it) costs an
+all-hits ``tycho run`` more than its signature checks. Any other encoding goes through
+that module, so whatever it accepts is still accepted.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import os
 from pathlib import Path
 
 import pydantic
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 KEY_ENV = "TYCHO_SIGNING_KEY"
+PKCS8_PREFIX = bytes.fromhex("302e020100300506032b657004220420")
+"""DER of an unencrypted PKCS#8 Ed25519 private key up to its 32 raw bytes (RFC 8410 §7)."""
+SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
+"""DER of an Ed25519 SubjectPublicKeyInfo up to its 32 raw bytes (RFC 8410 §4)."""
 
 
 class Signature(pydantic.BaseModel):
@@ -55,22 +65,46 @@ def pae(payload_type: str, body: bytes) -> bytes:
 
 def keyid(public: ed25519.Ed25519PublicKey) -> str:
     """sha256 of the raw public key: names the key in envelopes and under ``keys/``."""
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()
+    return hashlib.sha256(public.public_bytes_raw()).hexdigest()
 
 
 def public_pem(public: ed25519.Ed25519PublicKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+def _raw(pem: bytes, label: bytes, prefix: bytes) -> bytes | None:
+    """The 32 raw key bytes of a one-block PEM whose DER is ``prefix`` + 32 bytes, else None."""
+    lines = pem.strip().splitlines()
+    if len(lines) < 3 or lines[0] != b"-----BEGIN " + label + b"-----" or lines[-1] != b"-----END " + label + b"-----":
+        return None
+    try:
+        der = base64.b64decode(b"".join(lines[1:-1]), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return der[len(prefix):] if len(der) == len(prefix) + 32 and der.startswith(prefix) else None
+
+
 def load_private(path: str | Path) -> ed25519.Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    data = Path(path).read_bytes()
+    raw = _raw(data, b"PRIVATE KEY", PKCS8_PREFIX)
+    if raw is not None:
+        return ed25519.Ed25519PrivateKey.from_private_bytes(raw)
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(data, password=None)
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise ValueError(f"{path}: not an Ed25519 private key")
     return key
 
 
 def load_public(data: bytes) -> ed25519.Ed25519PublicKey:
+    raw = _raw(data, b"PUBLIC KEY", SPKI_PREFIX)
+    if raw is not None:
+        return ed25519.Ed25519PublicKey.from_public_bytes(raw)
+    from cryptography.hazmat.primitives import serialization
+
     key = serialization.load_pem_public_key(data)
     if not isinstance(key, ed25519.Ed25519PublicKey):
         raise ValueError("not an Ed25519 public key")
@@ -80,6 +114,8 @@ def load_public(data: bytes) -> ed25519.Ed25519PublicKey:
 def ensure_key(path: Path) -> Path:
     """A private key at ``path``, created (mode 0600) if there is none yet."""
     if not path.is_file():
+        from cryptography.hazmat.primitives import serialization
+
         path.parent.mkdir(parents=True, exist_ok=True)
         pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())

@@ -71,7 +71,10 @@ Timestamp = Annotated[str, pydantic.AfterValidator(_timestamp)]
 
 
 class Strict(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid", strict=True, frozen=True)
+    """Deferred: the nested types are only ever validated inside ``Statement``, so one
+    validator is built, when the first record is parsed."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 class ResourceDescriptor(Strict):
@@ -172,7 +175,7 @@ class TychoInternal(Strict):
 class Tycho(pydantic.BaseModel):
     """A record parsed strictly, with Tycho's parameters typed."""
 
-    model_config = pydantic.ConfigDict(frozen=True)
+    model_config = pydantic.ConfigDict(frozen=True, defer_build=True)
 
     statement: Statement
     external: TychoExternal

@@ -21,6 +21,8 @@ MEDIA_TYPE = "application/vnd.tycho.tree+json"
 
 
 class Entry(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(defer_build=True)  # only pipelines with directory outputs use trees
+
     path: str
     sha256: str
     size: int
@@ -28,6 +30,8 @@ class Entry(pydantic.BaseModel):
 
 
 class Tree(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(defer_build=True)
+
     format: str = FORMAT
     entries: list[Entry]
 

@@ -3,19 +3,22 @@
 The local runner reports stage transitions; the executor reports what running stages
 print and the metrics they append (latest values shown while they run). Which reporter
 is chosen by the CLI (``--json`` and non-terminals get line output on stderr so stdout
-stays machine-readable). User text is never read as markup.
+stays machine-readable). User text is never read as markup. ``rich.live`` is imported
+when a live table starts.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from rich.console import Console
-from rich.live import Live
 from rich.text import Text
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.live import Live
 
 from tycho.provenance import documents, metrics as metrics_mod
 
@@ -100,6 +103,8 @@ class LiveReporter:
     def start(self, run_id: str, stages: list[str]) -> None:
         self.run_id = run_id
         self.rows = {s: ("Pending", "") for s in stages}
+        from rich.live import Live
+
         self.live = Live(get_renderable=self._table, console=self.console, refresh_per_second=4)
         self.live.start()
 

@@ -19,7 +19,7 @@ from tycho.provenance import documents
 
 
 class Strict(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
+    model_config = pydantic.ConfigDict(extra="forbid", defer_build=True)
 
 
 class InputRef(Strict):

@@ -41,3 +41,27 @@ def test_archive_round_trips(tmp_path: Path) -> None:
     code.extract(code.archive(tmp_path / "src"), tmp_path / "out")
     assert (tmp_path / "out" / "pkg" / "util.py").read_text() == "X = 1\n"
     assert code.digest(tmp_path / "out") == code.digest(tmp_path / "src")
+
+
+def test_git_commit_and_dirty_state_of_the_code_folder_only(tmp_path: Path) -> None:
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    make(tmp_path / "code")
+    (tmp_path / "other.txt").write_text("x\n")
+    assert code.git_commit(tmp_path / "code") is None  # no commit yet
+    git("add", "code", "other.txt")
+    git("commit", "-q", "-m", "c")
+    head = git("rev-parse", "HEAD")
+    (tmp_path / "other.txt").write_text("changed outside the code folder\n")
+    assert code.git_commit(tmp_path / "code") == (head, False)
+    (tmp_path / "code" / "new.py").write_text("")
+    assert code.git_commit(tmp_path / "code") == (head, True)
+    (tmp_path / "code" / "new.py").unlink()
+    (tmp_path / "code" / "train.py").write_text("edited\n")
+    assert code.git_commit(tmp_path / "code") == (head, True)
+    assert code.git_commit(tmp_path.parent / "not-a-checkout-anywhere") is None

@@ -30,6 +30,45 @@ def test_run_then_runs_lists_the_run_with_its_headline_metric(ws: Workspace) -> 
     assert run_id in table.stdout and "total=20" in table.stdout
 
 
+IMPORTED = """
+import json, sys
+from tycho import cli
+try:
+    code = cli.main(sys.argv[2:])
+except SystemExit as done:
+    code = done.code
+with open(sys.argv[1], "w") as f:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, f)
+"""
+
+
+def imported(*args: str, cwd: Path) -> set[str]:
+    """The modules ``tycho ARGS`` imported (it must succeed)."""
+    report = cwd / "imported.json"
+    proc = subprocess.run([sys.executable, "-c", IMPORTED, str(report), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+    done = json.loads(report.read_text())
+    assert done["code"] == 0, proc.stderr
+    return set(done["modules"])
+
+
+def test_quick_commands_and_an_all_hits_run_import_only_what_they_use(ws: Workspace) -> None:
+    """Start-up time is mostly imports: what a command never uses stays unimported."""
+    heavy = {"pydantic", "rich.console", "yaml", "cryptography", "sqlite3", "tycho.api.models"}
+    assert heavy & imported("--version", cwd=ws.root) == set()
+    first = tycho("run", "toy.yaml", "--store", ws.store_url, cwd=ws.root)
+    assert first.returncode == 0, first.stderr
+    listing = imported("runs", "--store", ws.store_url, cwd=ws.root)
+    assert {"yaml", "cryptography", "tycho.api.models", "tycho.provenance.documents", "fsspec"} & listing == set()
+    rerun = imported("run", "toy.yaml", "--store", ws.store_url, cwd=ws.root)
+    assert "all 3 stages were cache hits" in tycho("run", "toy.yaml", "--store", ws.store_url, cwd=ws.root).stdout
+    # a hit still checks signatures, but needs no general key loader, no stage wrapper, no live table
+    assert "cryptography.hazmat.primitives.asymmetric.ed25519" in rerun
+    unused = {"cryptography.hazmat.primitives.serialization", "tycho.stage.wrapper", "rich.live", "optuna",
+              "tycho.executors.container"}
+    assert unused & rerun == set()
+
+
 def test_sigterm_cancels_the_run_stops_its_stages_and_the_next_run_resumes(ws: Workspace) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "tycho", "run", "toy.yaml", "--store", ws.store_url, "--json",
                              "--set", "total.pause=60"], cwd=ws.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
