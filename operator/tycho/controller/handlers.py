@@ -50,9 +50,21 @@ def pipelines(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> di
     return {(namespace or "", name): _slim(body, spec=True)}
 
 
+JOB_STATUS = ("active", "failed", "succeeded", "startTime", "completionTime")
+JOB_CONDITION = ("type", "status", "reason", "message", "lastTransitionTime")
+
+
 @kopf.index("batch", "v1", "jobs", labels={naming.LABEL_PIPELINE: kopf.PRESENT})
 def pipeline_jobs(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    """A Job as ``tycho.kube.observe`` reads it, and nothing more: the index holds every stage
+    Job of every pipeline for as long as it exists (thousands), so each entry is kept small."""
     job = _slim(body, spec=False)
+    meta, status = job["metadata"], job["status"]
+    meta["labels"] = {k: v for k, v in (meta.get("labels") or {}).items() if k.startswith(naming.PREFIX)}
+    job["status"] = {k: status[k] for k in JOB_STATUS if k in status}
+    if ended := [{k: c[k] for k in JOB_CONDITION if k in c} for c in status.get("conditions") or []
+                 if c.get("type") in ("Complete", "Failed") and c.get("status") == "True"]:
+        job["status"]["conditions"] = ended
     pod = body.get("spec", {}).get("template", {}).get("spec", {})
     containers = [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
     stage = [c for c in containers if c.get("name") == "stage"] or containers[:1]

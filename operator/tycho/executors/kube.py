@@ -108,7 +108,9 @@ class KubeExecutor:
         state = job_watch.job_state(job)
         key = str(annotations.get(naming.ANNOTATION_KEY, ""))
         done = Finished()
-        if state.phase != "Running" and key not in self.settled:
+        if key in self.settled:  # the run holds its result: what was read of it is not needed again
+            self.memory.finished.pop(str(meta.get("uid", "")), None)
+        elif state.phase != "Running":
             done = self._finished(job, state, key)
         return model.Execution(
             id=str(meta.get("name")), stage=str(labels.get(naming.LABEL_STAGE, "")), cache_key=key,

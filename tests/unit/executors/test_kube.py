@@ -137,3 +137,16 @@ def test_results_the_run_already_holds_are_not_read_again(tmp_path: Path, monkey
         jobs={job["metadata"]["name"]: job}, memory=kube_executor.Memory(), settled={KEY})
     (ex,) = settled.observe().values()
     assert ex.phase == "Succeeded" and reads == [KEY] and api.pod_reads == 0  # nothing read again
+
+
+def test_what_was_read_of_a_finished_job_is_let_go_once_the_run_holds_it(tmp_path: Path) -> None:
+    job = _job("Succeeded")
+    store = store_mod.Store(f"file://{tmp_path}")
+    cache.write(store, documents.CacheEntry(key=KEY, record="records/r/generate.json", outputs={"numbers": "1" * 64}))
+    memory = kube_executor.Memory()
+    _executor(tmp_path, {job["metadata"]["name"]: job}, memory=memory).observe()
+    assert list(memory.finished) == [job["metadata"]["uid"]]
+    kube_executor.KubeExecutor(
+        kube=Api(), settings=Settings(), pipeline=fk.toy(), store=store,  # type: ignore[arg-type]
+        jobs={job["metadata"]["name"]: job}, memory=memory, settled={KEY}).observe()
+    assert not memory.finished  # an operator with thousands of finished Jobs does not keep their results

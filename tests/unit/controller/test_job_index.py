@@ -1,0 +1,51 @@
+"""The Job index keeps, of each stage Job, exactly what a reconcile reads of it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.unit.kube import kubefakes as fk
+from tycho.controller import handlers
+from tycho.kube import jobs, naming, observe
+from tycho.settings import Settings
+
+
+def _finished_job() -> dict[str, Any]:
+    job = jobs.build_job(pipeline=fk.toy(), start=fk.start(fk.toy(), "report", "c" * 64), settings=Settings())
+    job["metadata"].update(uid="job-uid", creationTimestamp="2026-01-01T00:00:00Z", managedFields=[{"big": "x" * 500}])
+    job["metadata"]["labels"]["batch.kubernetes.io/controller-uid"] = "job-uid"
+    job["status"] = {
+        "active": 0, "succeeded": 1, "ready": 0, "terminating": 0, "startTime": "2026-01-01T00:00:01Z",
+        "completionTime": "2026-01-01T00:01:00Z", "uncountedTerminatedPods": {},
+        "conditions": [
+            {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached", "message": "m",
+             "lastProbeTime": "2026-01-01T00:01:00Z", "lastTransitionTime": "2026-01-01T00:01:00Z"},
+            {"type": "Complete", "status": "True", "reason": "CompletionsReached", "message": "Reached",
+             "lastProbeTime": "2026-01-01T00:01:00Z", "lastTransitionTime": "2026-01-01T00:01:00Z"}]}
+    return job
+
+
+def test_the_index_entry_reads_as_the_job_does_and_is_a_fraction_of_it() -> None:
+    job = _finished_job()
+    ((key, entry),) = handlers.pipeline_jobs(namespace="ns1", labels=job["metadata"]["labels"], body=job).items()
+    assert key == ("ns1", "toy")
+    assert observe.job_state(entry) == observe.job_state(job)
+    assert observe.fingerprint(entry) == observe.fingerprint(job)
+    assert observe.run_of(entry) == observe.run_of(job) and naming.owned_by(entry, "uid-1")
+    assert entry["metadata"]["labels"][naming.LABEL_STAGE] == "report"
+    assert entry["metadata"]["annotations"][naming.ANNOTATION_KEY] == "c" * 64
+    assert entry["spec"]["template"]["spec"]["containers"][0]["image"] == fk.toy().spec.stages[-1].image
+    assert "batch.kubernetes.io/controller-uid" not in entry["metadata"]["labels"]
+    assert len(json.dumps(entry)) * 5 < len(json.dumps(job))
+
+
+def test_a_failed_job_keeps_the_reason_its_status_reports() -> None:
+    job = _finished_job()
+    job["status"] = {"failed": 2, "startTime": "s", "conditions": [
+        {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded", "message": "limit"},
+        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the "
+         "specified backoff limit", "lastTransitionTime": "f"}]}
+    ((_, entry),) = handlers.pipeline_jobs(namespace="ns1", labels=job["metadata"]["labels"], body=job).items()
+    assert observe.job_state(entry) == observe.job_state(job)
+    assert observe.job_state(entry).reason == "BackoffLimitExceeded"
