@@ -22,6 +22,10 @@ Needs a running cluster started with TYCHO_KWOK_AUTOCOMPLETE=0 (the default of
 tests/cluster/up.sh): the harness, not kwok, decides when a pod is done.
 
 Usage: .venv/bin/python benchmarks/operator_scale.py --n 10 100 500
+
+``TYCHO_BENCH_WRAP`` runs the operator under another command, e.g. a memory profiler:
+``TYCHO_BENCH_WRAP="python -m memray run -f -o /tmp/op-{phase}.bin"`` ({phase}: ``run``, then ``restart``
+for the idle pass; the wrapper must run the operator in its own process, not a child).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import argparse
 import concurrent.futures as cf
 import json
 import os
+import shlex
 import signal
 import socket
 import statistics
@@ -49,6 +54,11 @@ STATE = Path(os.environ.get("TYCHO_CLUSTER_DIR", REPO / ".cluster"))
 SECRET = "tycho-store"
 # a -> b -> {c, d} -> e -> f -> g : the digits pipeline's shape (fan-out, fan-in, tail)
 SHAPE = {"a": [], "b": ["a"], "c": ["b"], "d": ["b"], "e": ["c", "d"], "f": ["e"], "g": ["f"]}
+
+
+def operator_command(phase: str) -> list[str]:
+    return [*shlex.split(os.environ.get("TYCHO_BENCH_WRAP", "").replace("{phase}", phase)), str(Path(sys.executable).with_name("tycho")),
+            "operator"]
 
 
 def env_file(path: Path) -> dict[str, str]:
@@ -193,6 +203,12 @@ def proc_stats(pid: int) -> tuple[float, float]:
     return cpu, hwm / 1024
 
 
+def rss_mib(pid: int) -> float:
+    """The resident set of a process now, MiB."""
+    return next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                if line.startswith("VmRSS:")) / 1024
+
+
 def metric(text: str, prefix: str) -> float:
     """The sum of a Prometheus metric's samples whose line starts with ``prefix``."""
     return sum(float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines() if ln.startswith(prefix))
@@ -204,7 +220,7 @@ def idle_reconciles(op: subprocess.Popen[bytes], env: dict[str, str], port: int,
     seconds from the restart until every pipeline had its pass (``ready_s``)."""
     op.send_signal(signal.SIGTERM)
     op.wait(30)
-    again = subprocess.Popen([str(Path(sys.executable).with_name("tycho")), "operator"], env=env, stdout=log,
+    again = subprocess.Popen(operator_command("restart"), env=env, stdout=log,
                              stderr=subprocess.STDOUT)
     try:
         started = time.monotonic()
@@ -240,7 +256,7 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p * (len(ordered) - 1))))] if ordered else float("nan")
 
 
-def run(n: int, s3: dict[str, str], timeout: float) -> dict[str, Any]:
+def run(n: int, s3: dict[str, str], timeout: float, keep: bool = False) -> dict[str, Any]:
     from tycho.kube import client, naming
     kube = client.Kube(client.api_client(pool_size=16))
     ns = f"bench-{n}-{uuid.uuid4().hex[:5]}"
@@ -254,7 +270,7 @@ def run(n: int, s3: dict[str, str], timeout: float) -> dict[str, Any]:
     env = dict(os.environ, TYCHO_NAMESPACES=ns, TYCHO_METRICS_PORT=str(metrics_port),
                TYCHO_HEALTH_PORT=str(free_port()))
     log = open(f"/tmp/{ns}-operator.log", "wb")
-    op = subprocess.Popen([str(Path(sys.executable).with_name("tycho")), "operator"], env=env, stdout=log,
+    op = subprocess.Popen(operator_command("run"), env=env, stdout=log,
                           stderr=subprocess.STDOUT)
     harness = Harness(kube, ns, store)
     try:
@@ -274,9 +290,11 @@ def run(n: int, s3: dict[str, str], timeout: float) -> dict[str, Any]:
                                                body=d), docs))
         t_applied = time.monotonic() - t0
         first_jobs = all_jobs = done_at = None
+        timeline: list[tuple[float, float, int]] = []  # (seconds since apply, RSS MiB, Jobs seen)
         while time.monotonic() - t0 < timeout:
             with harness.lock:
                 seen = dict(harness.job_seen)
+            timeline.append((time.monotonic() - t0, rss_mib(op.pid), len(seen)))
             pipes = {j.rsplit("-", 2)[0] for j in seen}
             if first_jobs is None and len(pipes) == n:
                 first_jobs = max(min(t for j, t in seen.items() if j.rsplit("-", 2)[0] == p) for p in pipes) - t0
@@ -302,6 +320,7 @@ def run(n: int, s3: dict[str, str], timeout: float) -> dict[str, Any]:
         # Per-stage overhead: upstream pod reported done -> downstream Job observed.
         overheads: list[float] = []
         operator_only: list[float] = []
+        slowest: list[tuple[float, float, str]] = []  # (operator part, upstream done since apply, Job)
         with harness.lock:
             seen, done, complete = dict(harness.job_seen), dict(harness.pod_done), dict(harness.job_done)
         by_pipe: dict[str, dict[str, str]] = {}
@@ -313,7 +332,9 @@ def run(n: int, s3: dict[str, str], timeout: float) -> dict[str, Any]:
                 if deps and stage in stages and all(d in stages and stages[d] in done for d in deps):
                     overheads.append(seen[stages[stage]] - max(done[stages[d]] for d in deps))
                 if deps and stage in stages and all(d in stages and stages[d] in complete for d in deps):
-                    operator_only.append(seen[stages[stage]] - max(complete[stages[d]] for d in deps))
+                    ready = max(complete[stages[d]] for d in deps)
+                    operator_only.append(seen[stages[stage]] - ready)
+                    slowest.append((seen[stages[stage]] - ready, ready - t0, stages[stage]))
         return {"n": n, "stages": 7 * n, "applied_s": t_applied, "first_jobs_s": first_jobs, "all_jobs_s": all_jobs,
                 "succeeded_s": done_at, "overhead_median_s": statistics.median(overheads) if overheads else None,
                 "overhead_p95_s": pct(overheads, 0.95), "overhead_max_s": max(overheads, default=None),
@@ -321,6 +342,9 @@ def run(n: int, s3: dict[str, str], timeout: float) -> dict[str, Any]:
                 "operator_p95_s": pct(operator_only, 0.95), "operator_p99_s": pct(operator_only, 0.99),
                 "api_calls": int(api_calls), "idle": idle,
                 "operator_cpu_s": cpu1 - cpu0, "operator_peak_rss_mib": peak,
+                "rss_peak_sampled": max(timeline, key=lambda x: x[1], default=None),
+                "rss_timeline": timeline[::20],
+                "slowest": sorted(slowest, reverse=True)[:max(5, len(slowest) // 100)],
                 "reconciles": int(rec_count), "reconcile_mean_ms": 1000 * rec_sum / max(rec_count, 1),
                 "harness_errors": harness.errors[:5]}
     finally:
@@ -330,7 +354,11 @@ def run(n: int, s3: dict[str, str], timeout: float) -> dict[str, Any]:
             op.wait(20)
         except subprocess.TimeoutExpired:
             op.kill()
-        subprocess.run([*kubectl, "delete", "namespace", ns, "--wait=false"], capture_output=True)
+        if keep:
+            print(f"kept namespace {ns} (its pipelines, Jobs and store prefix {store}); start the operator on it "
+                  f"with TYCHO_NAMESPACES={ns}", file=sys.stderr)
+        else:
+            subprocess.run([*kubectl, "delete", "namespace", ns, "--wait=false"], capture_output=True)
 
 
 def main() -> None:
@@ -338,10 +366,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, nargs="+", default=[10, 100, 500], help="pipelines per round")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per round")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep each round's namespace (to study a restart)")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "operator"))
     s3 = setup_env()
-    results = [run(n, s3, args.timeout) for n in args.n]
+    results = [run(n, s3, args.timeout, args.keep) for n in args.n]
     if args.json:
         print(json.dumps(results, indent=2))
         return
@@ -359,6 +388,13 @@ def main() -> None:
               f"{fmt(r['succeeded_s']):>9} {ovh:>28} {part:>26} {fmt(r['operator_cpu_s']):>8} "
               f"{r['operator_peak_rss_mib']:>6.0f}MiB {r['reconciles']:>10} {r['reconcile_mean_ms']:>6.1f}ms "
               f"{r['api_calls']:>9} {idle_text:>26}")
+        if r["rss_peak_sampled"]:
+            at, mib, jobs = r["rss_peak_sampled"]
+            print(f"  operator RSS: highest sample {mib:.0f} MiB, {at:.0f}s after apply with {jobs} Jobs seen")
+        if r["slowest"]:
+            when = sorted(at for _, at, _ in r["slowest"])
+            print(f"  slowest 1% of stage starts: upstream done between {when[0]:.0f}s and {when[-1]:.0f}s after apply "
+                  f"(median {statistics.median(when):.0f}s)")
         if r["harness_errors"]:
             print("  harness errors:", r["harness_errors"])
 

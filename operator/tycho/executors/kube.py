@@ -148,7 +148,7 @@ class KubeExecutor:
                 or job_watch.is_deleting(body):
             self.blocked = True
             return
-        self.memory.created[(self.ns, start.execution)] = (time.monotonic(), body or manifest)
+        self.memory.created[(self.ns, start.execution)] = (time.monotonic(), job_watch.essentials(body or manifest))
 
     def cancel(self, execution: str) -> None:
         if (self.ns, execution) in self.memory.deleted:

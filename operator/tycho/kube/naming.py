@@ -33,6 +33,11 @@ KEY_LABEL_CHARS = 32  # label values stop at 63 characters; the full key is an a
 _LABEL_OK = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 
 
+def ours(marks: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The labels or annotations under ``PREFIX`` (the operator reads no others)."""
+    return {k: v for k, v in (marks or {}).items() if k.startswith(f"{PREFIX}/")}
+
+
 def label_value(value: str) -> str:
     """A valid label value: at most 63 characters, alphanumeric at both ends.
 

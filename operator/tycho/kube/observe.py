@@ -1,9 +1,9 @@
 """Reads what happened to a stage Job: its phase, attempts, times, and for a failed Job the
 reason in words (Job condition plus the last pod's termination state).
 
-Pure functions over Job and Pod dicts as the API server returns them; called by
-``tycho.kube.step`` and by the Job watch handler (``fingerprint``, to ignore Job updates
-that change nothing the operator reports).
+Pure functions over Job and Pod dicts as the API server returns them; called by the
+Kubernetes executor and by the Job watch handler (``fingerprint``, to ignore Job updates
+that change nothing the operator reports; ``essentials``, what the operator keeps of a Job).
 """
 
 from __future__ import annotations
@@ -64,6 +64,30 @@ def fingerprint(job: Mapping[str, Any]) -> tuple[Any, ...]:
     times per attempt: pod active, ready, success criteria met, complete)."""
     state = job_state(job)
     return (state.phase, state.attempts, is_deleting(job))
+
+
+JOB_META = ("name", "namespace", "uid", "ownerReferences", "creationTimestamp", "deletionTimestamp")
+JOB_STATUS = ("active", "failed", "succeeded", "startTime", "completionTime")
+JOB_CONDITION = ("type", "status", "reason", "message", "lastTransitionTime")
+
+
+def essentials(job: Mapping[str, Any]) -> dict[str, Any]:
+    """What the operator reads of a Job, and nothing more: the tycho labels and annotations,
+    owner, times, counts, the Complete/Failed condition and the stage's image. Every function
+    of this module reads the result as it reads the whole Job. The operator holds one per
+    stage Job for as long as the Job exists (thousands), so it is kept small."""
+    meta, status = job.get("metadata") or {}, job.get("status") or {}
+    out_meta = {k: meta[k] for k in JOB_META if meta.get(k) is not None}
+    out_meta["labels"], out_meta["annotations"] = naming.ours(meta.get("labels")), naming.ours(meta.get("annotations"))
+    out_status: dict[str, Any] = {k: status[k] for k in JOB_STATUS if k in status}
+    if ended := [{k: c[k] for k in JOB_CONDITION if k in c} for c in status.get("conditions") or []
+                 if c.get("type") in ("Complete", "Failed") and c.get("status") == "True"]:
+        out_status["conditions"] = ended
+    pod = job.get("spec", {}).get("template", {}).get("spec", {})
+    containers = [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+    stage = [c for c in containers if c.get("name") == "stage"] or containers[:1]
+    return {"apiVersion": job.get("apiVersion"), "kind": job.get("kind"), "metadata": out_meta, "status": out_status,
+            "spec": {"template": {"spec": {"containers": [{"image": c.get("image")} for c in stage[:1]]}}}}
 
 
 CREATED = ("Running", 1, False)

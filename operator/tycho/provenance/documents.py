@@ -91,7 +91,9 @@ FINISHED: tuple[RunPhase, ...] = ("Succeeded", "Failed", "Cancelled", "Supersede
 
 class Model(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(alias_generator=alias_generators.to_camel, populate_by_name=True,
-                                       extra="ignore")
+                                       extra="ignore", ser_json_inf_nan="constants")
+    """``constants``: a NaN or infinite metric is stored as NaN/Infinity, as Python's json
+    writes and reads it, not as null (which would not load back as a float)."""
 
 
 class StageResult(Model):

@@ -1,9 +1,12 @@
-"""The Job index keeps, of each stage Job, exactly what a reconcile reads of it."""
+"""The indexes keep, of each stage Job and pipeline, exactly what a reconcile reads of it;
+kopf builds no diff base the operator would never read."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
+
+import kopf
 
 from tests.unit.kube import kubefakes as fk
 from tycho.controller import handlers
@@ -49,3 +52,23 @@ def test_a_failed_job_keeps_the_reason_its_status_reports() -> None:
     ((_, entry),) = handlers.pipeline_jobs(namespace="ns1", labels=job["metadata"]["labels"], body=job).items()
     assert observe.job_state(entry) == observe.job_state(job)
     assert observe.job_state(entry).reason == "BackoffLimitExceeded"
+
+
+def test_the_pipeline_index_drops_what_kubectl_apply_leaves_but_keeps_tychos_annotations() -> None:
+    body = {"apiVersion": "tycho.dev/v1alpha1", "kind": "ExperimentPipeline", "spec": {"stages": []},
+            "metadata": {"name": "p", "namespace": "ns1", "uid": "u", "generation": 2, "managedFields": [{"x": 1}],
+                         "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}" * 100,
+                                         naming.ANNOTATION_REPRODUCES: "run-1"}}}
+    ((key, entry),) = handlers.pipelines(namespace="ns1", name="p", body=cast(kopf.Body, body)).items()
+    assert key == ("ns1", "p") and entry["spec"] == {"stages": []} and entry["metadata"]["generation"] == 2
+    assert entry["metadata"]["annotations"] == {naming.ANNOTATION_REPRODUCES: "run-1"}
+    assert "managedFields" not in entry["metadata"]
+
+
+def test_kopf_builds_no_diff_base_and_no_handler_would_need_one() -> None:
+    storage = handlers.NoDiffBase()
+    job = cast(kopf.Body, _finished_job())
+    assert storage.build(body=job) == {} and storage.fetch(body=job) is None
+    # A diff base is what on.create/on.update/on.resume/on.delete/on.field handlers diff against:
+    # adding one of those needs kopf's default storage back (and a finalizer, see handlers).
+    assert not kopf.get_default_registry()._changing.get_all_handlers()

@@ -9,7 +9,7 @@ from typing import Any
 from tests.unit.kube import kubefakes as fk
 from tycho.api import validation
 from tycho.executors import kube as kube_executor
-from tycho.kube import jobs
+from tycho.kube import jobs, naming
 from tycho.provenance import cache, documents, store as store_mod
 from tycho.settings import Settings
 
@@ -92,6 +92,8 @@ def test_a_job_just_created_counts_as_running_until_the_watch_shows_it(tmp_path:
     assert api.created == [start.execution] and first.created_jobs == 1
     (ex,) = _executor(tmp_path, memory=memory, api=api).observe().values()  # next reconcile, watch behind
     assert ex.id == start.execution and ex.phase == "Running"
+    ((_, (_, kept)),) = memory.created.items()  # what is remembered of it is what the index would keep
+    assert naming.ANNOTATION_INVOCATION not in str(kept) and kept["metadata"]["labels"][naming.LABEL_STAGE] == "generate"
 
 
 def test_a_job_just_deleted_counts_as_deleting_and_is_deleted_once(tmp_path: Path) -> None:
