@@ -1,15 +1,17 @@
 """Kubernetes Events for what changed between two statuses of a pipeline: one per stage
 transition (started, retrying, succeeded, cache hit, failed, ...) and per pipeline phase.
 
-Pure: the reconciler posts what ``build`` returns (through kopf's event poster), so
-``kubectl describe xp NAME`` tells the run's story. Messages carry names, keys and record
-URIs, never secret values (there are none in a status to begin with).
+Pure: the operator posts what ``build`` returns, as ``manifest`` writes it (one poster
+thread, in order, off the passes and the event loop), so ``kubectl describe xp NAME`` tells
+the run's story. Messages carry names, keys and record URIs, never secret values (there
+are none in a status to begin with).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from tycho.api import models
 from tycho.provenance import metrics as metrics_mod
@@ -68,6 +70,27 @@ def _check_events(old: models.StageStatus | None, new: models.StageStatus) -> li
     seen = {(c.code, c.message) for c in (old.checks if old is not None else [])}
     return [Event("Warning", "StageCheck", f"stage {new.name}: {c.code} ({c.severity}): {c.message}")
             for c in new.checks if (c.code, c.message) not in seen]
+
+
+MESSAGE_CHARS = 1024
+"""The longest message the API server keeps whole; a longer one keeps its start and end."""
+COMPONENT = "tycho-operator"
+
+
+def manifest(ref: Mapping[str, Any], event: Event, now: str, instance: str) -> dict[str, Any]:
+    """The core/v1 Event about the object ``ref`` names (``tycho.kube.naming.object_ref``)."""
+    meta = ref.get("metadata", {})
+    message = event.message
+    if len(message) > MESSAGE_CHARS:
+        half = (MESSAGE_CHARS - 5) // 2
+        message = f"{message[:half]} ... {message[-half:]}"
+    return {"apiVersion": "v1", "kind": "Event",
+            "metadata": {"namespace": meta.get("namespace"), "generateName": f"{meta.get('name')}."},
+            "involvedObject": {"apiVersion": ref.get("apiVersion"), "kind": ref.get("kind"), "name": meta.get("name"),
+                               "namespace": meta.get("namespace"), "uid": meta.get("uid")},
+            "type": event.type, "reason": event.reason, "message": message, "action": event.reason,
+            "source": {"component": COMPONENT}, "reportingComponent": COMPONENT, "reportingInstance": instance,
+            "firstTimestamp": now, "lastTimestamp": now, "eventTime": now, "count": 1}
 
 
 def build(old: models.Status, new: models.Status) -> list[Event]:

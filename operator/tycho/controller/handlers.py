@@ -1,11 +1,12 @@
-"""kopf wiring only: watch-fed indexes, and which watch event triggers which reconcile.
+"""kopf wiring only: watch-fed caches, and which watch event triggers which reconcile.
 
-Two indexes hold what a reconcile reads — pipelines by (namespace, name) and stage Jobs
-by (namespace, pipeline) — so a reconcile makes no GET or LIST call for them (kopf fills
-every index before it calls any handler, so a restarted operator sees the Jobs it created
-before it decides anything). Pods are not watched (see ``tycho.executors.kube``). Event handlers only
-trigger the work queue (``tycho.controller.queue``), the one place that reconciles and
-retries.
+Two watch-fed caches hold what a reconcile reads, so a reconcile makes no GET or LIST call
+for them: pipelines by (namespace, name) in a kopf index, and stage Jobs by (namespace,
+pipeline) in the Job informer (``tycho.kube.informer``; why not a kopf index is said there).
+No pass runs before both hold their first listing, so a restarted operator sees the Jobs it
+created before it decides anything. Pods are not watched (see ``tycho.executors.kube``).
+Handlers only trigger the work queue (``tycho.controller.queue``), the one place that
+reconciles and retries.
 
 No ``@kopf.on.delete`` handler, timer or daemon on pipelines: each would make kopf add a
 finalizer, and a finalizer wedges ``kubectl delete`` while the operator is down. Deleting
@@ -15,7 +16,11 @@ a pipeline needs no operator at all: its Jobs go with it through owner reference
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import datetime as dt
+import functools
 import logging
+import socket
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -24,9 +29,10 @@ import kopf
 from tycho import settings as settings_mod
 from tycho.api import models
 from tycho.controller import events, metrics, queue as queue_mod, reconciler
-from tycho.kube import client, naming, observe
+from tycho.kube import client, informer, naming
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
+log = logging.getLogger("tycho.operator")
 _TASKS: set[asyncio.Task[None]] = set()
 
 
@@ -62,25 +68,38 @@ def pipelines(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> di
     return {(namespace or "", name): _pipeline(body)}
 
 
-@kopf.index("batch", "v1", "jobs", labels={naming.LABEL_PIPELINE: kopf.PRESENT})
-def pipeline_jobs(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {(namespace or "", labels[naming.LABEL_PIPELINE]): observe.essentials(body)}
-
-
 class Indexes:
-    """The indexes, read on the event loop into one pipeline's ``World``."""
+    """The caches, read on the event loop into one pipeline's ``World``."""
 
-    def __init__(self, pipelines: kopf.Index[Any, Any], jobs: kopf.Index[Any, Any]) -> None:
+    def __init__(self, pipelines: kopf.Index[Any, Any], jobs: informer.JobCache) -> None:
         self.pipelines, self.jobs = pipelines, jobs
 
     def world(self, ns: str, name: str) -> reconciler.World:
         found = list(self.pipelines.get((ns, name), []))
-        jobs = {j["metadata"]["name"]: j for j in self.jobs.get((ns, name), [])}
-        return reconciler.World(pipeline=found[0] if found else None, jobs=jobs)
+        return reconciler.World(pipeline=found[0] if found else None, jobs=self.jobs.jobs(ns, name))
 
 
-def _post(ref: dict[str, Any], event: events.Event) -> None:
-    kopf.event(cast(kopf.Body, ref), type=event.type, reason=event.reason, message=event.message)
+class Poster:
+    """Posts Kubernetes Events in order from one thread of its own: a pass never waits on
+    them, nor does the event loop. An Event that cannot be posted is logged and dropped
+    (Events tell the story; the status and the store hold the truth)."""
+
+    def __init__(self, kube: client.Kube) -> None:
+        self.kube, self.instance = kube, socket.gethostname()
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="events")
+
+    def post(self, ref: dict[str, Any], event: events.Event) -> None:
+        self._thread.submit(self._send, ref, event)
+
+    def _send(self, ref: dict[str, Any], event: events.Event) -> None:
+        now = dt.datetime.now(dt.timezone.utc).isoformat()
+        try:
+            self.kube.post_event(events.manifest(ref, event, now, self.instance))
+        except Exception as err:  # noqa: BLE001 - an Event is never worth failing anything for
+            log.warning("could not post Event %s about %s: %s", event.reason, ref.get("metadata", {}).get("name"), err)
+
+    def shutdown(self) -> None:
+        self._thread.shutdown(wait=False)
 
 
 def _queue(memo: Any) -> queue_mod.WorkQueue:
@@ -95,8 +114,9 @@ def _spawn(memo: Any, ns: str, name: str) -> None:
 
 
 @kopf.on.startup()
-def startup(settings: kopf.OperatorSettings, memo: Any, logger: Logger, **indexes: Any) -> None:
-    """Wire the queue to the indexes (kopf passes every index to every handler, by name)."""
+async def startup(settings: kopf.OperatorSettings, memo: Any, logger: Logger, **indexes: Any) -> None:
+    """Start the Job informers and wire the queue to the caches (kopf passes every index to
+    every handler, by name)."""
     cfg = settings_mod.Settings.from_env()
     settings.posting.level = logging.INFO
     settings.persistence.diffbase_storage = NoDiffBase()
@@ -104,16 +124,39 @@ def startup(settings: kopf.OperatorSettings, memo: Any, logger: Logger, **indexe
     # a connection for every pass that may run at once, and for the reads they start
     kube = client.Kube(client.api_client(pool_size=2 * queue_mod.WORKERS), on_call=metrics.count_call)
     rec = reconciler.Reconciler(cfg, kube)
-    world = Indexes(indexes["pipelines"], indexes["pipeline_jobs"]).world
+    loop, ready = asyncio.get_running_loop(), asyncio.Event()
+    cache = informer.JobCache()
+    namespaces: list[str | None] = [*cfg.namespaces] or [None]
+    waiting = set(namespaces)
+
+    def synced(ns: str | None) -> None:
+        waiting.discard(ns)
+        if not waiting:
+            loop.call_soon_threadsafe(ready.set)
+
+    watch = client.Kube(client.api_client(pool_size=len(namespaces) + 1), on_call=metrics.count_watch_request)
+
+    def changed(key: informer.Key) -> None:
+        loop.call_soon_threadsafe(_spawn, memo, *key)
+
+    memo.informers = [informer.JobInformer(watch, ns, cache, changed, functools.partial(synced, ns))
+                      for ns in namespaces]
     memo.forget = rec.forget
-    memo.queue = queue_mod.WorkQueue(rec.reconcile, world, post=_post)
+    memo.poster = Poster(kube)
+    memo.queue = queue_mod.WorkQueue(rec.reconcile, Indexes(indexes["pipelines"], cache).world,
+                                     post=memo.poster.post, ready=ready)
     memo.seen = {}
+    for each in memo.informers:
+        each.start()
     logger.info("tycho operator: namespaces=%s metrics=:%d", ",".join(cfg.namespaces) or "(all)", cfg.metrics_port)
 
 
 @kopf.on.cleanup()
 def cleanup(memo: Any, **_: Any) -> None:
+    for each in getattr(memo, "informers", []):
+        each.stop()
     _queue(memo).shutdown()
+    memo.poster.shutdown()
 
 
 @kopf.on.event(models.GROUP, models.VERSION, models.PLURAL)
@@ -132,14 +175,3 @@ async def pipeline_event(event: kopf.RawEvent, body: kopf.Body, namespace: str |
     if memo.seen.get((ns, name)) != mark:
         memo.seen[(ns, name)] = mark
         _spawn(memo, ns, name)
-
-
-@kopf.on.event("batch", "v1", "jobs", labels={naming.LABEL_PIPELINE: kopf.PRESENT})
-async def job_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, labels: kopf.Labels,
-                    memo: Any, **_: Any) -> None:
-    # A Job first seen running needs no pass: this process created it (and counted it as
-    # running), or it was listed at start-up, when every pipeline gets a pass anyway.
-    gone = event["type"] == "DELETED"
-    if _queue(memo).job_changed(str(body.metadata.uid), None if gone else observe.fingerprint(body),
-                                unseen=observe.CREATED):
-        _spawn(memo, namespace or "", labels[naming.LABEL_PIPELINE])

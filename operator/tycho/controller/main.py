@@ -26,8 +26,8 @@ def run(cfg: Settings | None = None, *, verbose: bool = False) -> int:
     for noisy in ("botocore", "aiobotocore", "s3fs", "fsspec", "urllib3", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.INFO)
     if not verbose:
-        # kopf logs every handler call ("Handler 'job_event' succeeded") at INFO: one line per
-        # Job update. The operator's own INFO lines (tycho.operator) tell the story instead.
+        # kopf logs every handler call ("Handler 'pipeline_event' succeeded") at INFO: one line
+        # per pipeline update. The operator's own INFO lines (tycho.operator) tell the story instead.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     asyncio.run(kopf.operator(
         clusterwide=not cfg.namespaces, namespaces=list(cfg.namespaces),

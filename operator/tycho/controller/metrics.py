@@ -21,6 +21,8 @@ STAGES = prom.Gauge("tycho_stages", "Stages of all watched pipelines by phase.",
 CACHE_HITS = prom.Counter("tycho_cache_hits_total", "Stages satisfied from the cache (no Job created).")
 JOBS_CREATED = prom.Counter("tycho_jobs_created_total", "Stage Jobs created.")
 API_CALLS = prom.Counter("tycho_api_calls_total", "Requests the operator sent to the API server.", ["verb"])
+WATCH_REQUESTS = prom.Counter("tycho_watch_requests_total", "LIST and WATCH requests of the Job informer "
+                               "(what keeps its cache current; no reconcile makes these).", ["verb"])
 STAGE_FAILURES = prom.Counter("tycho_stage_failures_total", "Stages that failed after their retries.")
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Cached", "Skipped", "Cancelled", "Suspended")
 
@@ -59,3 +61,7 @@ def count_transitions(old: models.Status, new: models.Status) -> None:
 
 def count_call(verb: str) -> None:
     API_CALLS.labels(verb=verb).inc()
+
+
+def count_watch_request(verb: str) -> None:
+    WATCH_REQUESTS.labels(verb=verb).inc()

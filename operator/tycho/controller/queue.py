@@ -5,10 +5,11 @@ Watch events arrive in bursts (a Job's status changes several times per attempt,
 every Job of a pipeline reports separately). A pipeline is reconciled by one worker at
 a time; triggers that arrive meanwhile collapse into one more pass. A failed pass is
 retried with exponential backoff; a pass may ask to be run again after a delay. kopf's
-handlers only trigger (``tycho.controller.handlers``): they never reconcile or retry.
+handlers and the Job informer only trigger (``tycho.controller.handlers``): they never
+reconcile or retry.
 
-Runs in kopf's event loop. The world a pass sees is read from the watch-fed indexes on
-the loop (``world``), then the blocking reconcile runs in a thread pool.
+Runs in kopf's event loop. The world a pass sees is read from the watch-fed caches on the
+loop (``world``), then the blocking reconcile runs in a thread pool.
 """
 
 from __future__ import annotations
@@ -42,26 +43,15 @@ class _Slot:
 
 
 class WorkQueue:
-    def __init__(self, reconcile: Reconcile, world: WorldOf, post: Post, workers: int = WORKERS) -> None:
+    def __init__(self, reconcile: Reconcile, world: WorldOf, post: Post, workers: int = WORKERS,
+                 ready: asyncio.Event | None = None) -> None:
+        """``ready``: set once the world can be read (the Job cache has its first listing); no
+        pass runs before, so a restarted operator never decides on a partial view."""
         self.reconcile, self.world, self.post = reconcile, world, post
+        self.ready = ready
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
         self._slots: dict[Key, _Slot] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._jobs: dict[str, tuple[object, ...]] = {}
-
-    def job_changed(self, uid: str, fingerprint: tuple[object, ...] | None,
-                    unseen: tuple[object, ...] | None = None) -> bool:
-        """Whether a Job event changes anything a reconcile reads (None: the Job is gone).
-        ``unseen``: what a Job not seen before is taken to be (an event that matches it
-        needs no reconcile)."""
-        if fingerprint is None:
-            self._jobs.pop(uid, None)
-            return True
-        if self._jobs.get(uid, unseen) == fingerprint:
-            self._jobs[uid] = fingerprint
-            return False
-        self._jobs[uid] = fingerprint
-        return True
 
     async def trigger(self, ns: str, name: str) -> None:
         """Reconcile now, or make the running pass go round once more."""
@@ -72,6 +62,8 @@ class WorkQueue:
         slot.running = True
         loop = asyncio.get_running_loop()
         try:
+            if self.ready is not None:
+                await self.ready.wait()
             while slot.dirty:
                 slot.dirty = False
                 try:

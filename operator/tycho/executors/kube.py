@@ -1,6 +1,6 @@
 """The Kubernetes executor: each stage execution is a batch/v1 Job named by its execution id.
 
-It observes from a watch-fed snapshot (the operator's kopf index of Jobs), so observing a
+It observes from a watch-fed snapshot (the operator's Job informer), so observing a
 running Job costs no API call; only starting (create) and cancelling (delete) do. What
 the watch has not shown yet is bridged by ``Memory``: Jobs created a moment ago count as
 running (the "expectations" of Kubernetes' own controllers) and Jobs just deleted as

@@ -1,8 +1,10 @@
 """The few calls the operator makes to the API server, on plain dicts.
 
 Thin on purpose: everything worth testing is decided by the pure modules; this module
-only sends it. The operator reads through watches (kopf indexes), so it calls this module
-only to write: create and delete Jobs, replace a pipeline's status. It rides on the kubernetes client's configuration and connection pool
+only sends it. The operator reads pipelines through kopf's watch and Jobs through the Job
+informer (``tycho.kube.informer``: the one LIST and WATCH here), so a reconcile calls this
+module only to write: create and delete Jobs, replace a pipeline's status, and read a
+finished Job's pods once. It rides on the kubernetes client's configuration and connection pool
 (kubeconfig or in-cluster service account) but skips its model classes: the operator
 works with JSON as the API server sends it, which keeps the builders plain and fast.
 Only this module and the watch handlers talk to the API server.
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from kubernetes import client as k8s, config as k8s_config
@@ -21,6 +23,7 @@ from tycho.api import models
 
 PIPELINES = f"/apis/{models.GROUP}/{models.VERSION}/namespaces/{{ns}}/{models.PLURAL}"
 JOBS = "/apis/batch/v1/namespaces/{ns}/jobs"
+ALL_JOBS = "/apis/batch/v1/jobs"
 PODS = "/api/v1/namespaces/{ns}/pods"
 TIMEOUT = 30
 JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
@@ -111,6 +114,34 @@ class Kube:
                 raise
         return self.get_job(ns, manifest["metadata"]["name"]), False
 
+    def list_jobs(self, ns: str | None, selector: str, limit: int, token: str = "") -> dict[str, Any]:
+        """One page of the Jobs matching ``selector`` in ``ns`` (None: every namespace)."""
+        query = [("labelSelector", selector), ("limit", str(limit))] + ([("continue", token)] if token else [])
+        page: dict[str, Any] = self._call("GET", JOBS.format(ns=ns) if ns else ALL_JOBS, query=query)
+        return page
+
+    def watch_jobs(self, ns: str | None, selector: str, version: str, seconds: int) -> Iterator[dict[str, Any]]:
+        """The watch events of the Jobs matching ``selector`` after ``version``, until the server
+        ends the watch (after about ``seconds``); a 410 answer means ``version`` is too old."""
+        query = [("watch", "true"), ("allowWatchBookmarks", "true"), ("labelSelector", selector),
+                 ("resourceVersion", version), ("timeoutSeconds", str(seconds))]
+        m, url, h, b, _ = self.api.param_serialize("GET", JOBS.format(ns=ns) if ns else ALL_JOBS, query_params=query,
+                                                   header_params={"Accept": "application/json"},
+                                                   auth_settings=["BearerToken"])
+        self.on_call("WATCH")
+        resp = self.api.call_api(m, url, header_params=h, _request_timeout=(TIMEOUT, seconds + TIMEOUT))
+        if not 200 <= resp.status < 300:
+            data = resp.read()  # type: ignore[no-untyped-call]
+            raise ApiError(resp.status, data.decode(errors="replace") if isinstance(data, bytes) else str(data))
+        ended = False
+        try:
+            for line in resp.response:
+                if line.strip():
+                    yield json.loads(line)
+            ended = True
+        finally:  # a watch left before the server ended it cannot go back to the pool
+            resp.response.release_conn() if ended else resp.response.close()
+
     def delete_job(self, ns: str, name: str) -> None:
         """Delete a Job and (in the background) its pods; already gone is fine."""
         try:
@@ -119,6 +150,10 @@ class Kube:
         except ApiError as err:
             if err.status != 404:
                 raise
+
+    # ---- events -----------------------------------------------------------------------
+    def post_event(self, event: dict[str, Any]) -> None:
+        self._call("POST", f"/api/v1/namespaces/{event['metadata']['namespace']}/events", body=event)
 
     # ---- pods -------------------------------------------------------------------------
     def job_pods(self, ns: str, job_uid: str) -> list[dict[str, Any]]:

@@ -83,7 +83,7 @@ def owned_by(obj: Mapping[str, Any], uid: str) -> bool:
 
 
 def object_ref(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The minimal body kopf needs to post an Event about a pipeline."""
+    """What an Event about a pipeline names it by."""
     meta = body.get("metadata", {})
     return {"apiVersion": models.API_VERSION, "kind": models.KIND,
             "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid")}}

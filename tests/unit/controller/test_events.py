@@ -47,3 +47,19 @@ def test_a_new_run_announces_itself_and_its_stages_from_scratch() -> None:
     old = _status("r1", "Succeeded", a="Succeeded")
     new = _status("r2", "Running", a="Running")
     assert [e.reason for e in events.build(old, new)] == ["RunStarted", "StageStarted"]
+
+
+def test_an_event_names_the_pipeline_it_is_about_and_keeps_a_long_message_within_bounds() -> None:
+    ref = {"apiVersion": models.API_VERSION, "kind": models.KIND,
+           "metadata": {"name": "digits", "namespace": "team-a", "uid": "u-1"}}
+    long = "stage train failed: " + "x" * 3000 + " the end"
+    body = events.manifest(ref, events.Event("Warning", "StageFailed", long), "2026-01-01T00:00:00+00:00", "op-0")
+    assert body["metadata"] == {"namespace": "team-a", "generateName": "digits."}
+    assert body["involvedObject"] == {"apiVersion": models.API_VERSION, "kind": models.KIND, "name": "digits",
+                                      "namespace": "team-a", "uid": "u-1"}
+    assert (body["type"], body["reason"], body["reportingInstance"]) == ("Warning", "StageFailed", "op-0")
+    message = body["message"]
+    assert len(message) <= events.MESSAGE_CHARS and message.startswith("stage train failed: ")
+    assert message.endswith(" the end") and " ... " in message
+    short = events.manifest(ref, events.Event("Normal", "RunStarted", "run r1"), "t", "op-0")
+    assert short["message"] == "run r1"

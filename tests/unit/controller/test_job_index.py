@@ -1,4 +1,4 @@
-"""The indexes keep, of each stage Job and pipeline, exactly what a reconcile reads of it;
+"""The caches keep, of each stage Job and pipeline, exactly what a reconcile reads of it;
 kopf builds no diff base the operator would never read."""
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ def _finished_job() -> dict[str, Any]:
 
 def test_the_index_entry_reads_as_the_job_does_and_is_a_fraction_of_it() -> None:
     job = _finished_job()
-    ((key, entry),) = handlers.pipeline_jobs(namespace="ns1", labels=job["metadata"]["labels"], body=job).items()
-    assert key == ("ns1", "toy")
+    entry = observe.essentials(job)
     assert observe.job_state(entry) == observe.job_state(job)
     assert observe.fingerprint(entry) == observe.fingerprint(job)
     assert observe.run_of(entry) == observe.run_of(job) and naming.owned_by(entry, "uid-1")
@@ -41,6 +40,7 @@ def test_the_index_entry_reads_as_the_job_does_and_is_a_fraction_of_it() -> None
     assert entry["spec"]["template"]["spec"]["containers"][0]["image"] == fk.toy().spec.stages[-1].image
     assert "batch.kubernetes.io/controller-uid" not in entry["metadata"]["labels"]
     assert len(json.dumps(entry)) * 5 < len(json.dumps(job))
+    assert observe.essentials(entry) == entry  # what the cache holds reads as the Job, again
 
 
 def test_a_failed_job_keeps_the_reason_its_status_reports() -> None:
@@ -49,7 +49,7 @@ def test_a_failed_job_keeps_the_reason_its_status_reports() -> None:
         {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded", "message": "limit"},
         {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the "
          "specified backoff limit", "lastTransitionTime": "f"}]}
-    ((_, entry),) = handlers.pipeline_jobs(namespace="ns1", labels=job["metadata"]["labels"], body=job).items()
+    entry = observe.essentials(job)
     assert observe.job_state(entry) == observe.job_state(job)
     assert observe.job_state(entry).reason == "BackoffLimitExceeded"
 

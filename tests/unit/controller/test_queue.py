@@ -1,4 +1,5 @@
-"""Per-pipeline serialisation: bursts of triggers collapse, failures are retried."""
+"""Per-pipeline serialisation: bursts of triggers collapse, failures are retried, nothing
+runs before the caches hold their first listing."""
 
 from __future__ import annotations
 
@@ -66,18 +67,18 @@ def test_a_failed_pass_is_retried_by_the_queue(monkeypatch: pytest.MonkeyPatch) 
     assert rec.calls == 2 and posted == ["2"]
 
 
-def test_job_updates_that_change_nothing_reported_are_ignored() -> None:
-    q = _queue(_Rec(), [])
-    assert q.job_changed("u", (1, 0, 0, (), False))
-    assert not q.job_changed("u", (1, 0, 0, (), False))
-    assert q.job_changed("u", (0, 1, 0, ("Failed",), False))
-    assert q.job_changed("u", None)
+def test_no_pass_runs_before_the_caches_are_ready_and_triggers_meanwhile_make_one() -> None:
+    rec, posted = _Rec(), []
 
+    async def main() -> None:
+        ready = asyncio.Event()
+        q = workqueue.WorkQueue(rec.reconcile, lambda ns, name: reconciler.World(
+            pipeline={"metadata": {"name": name}}, jobs={}), post=lambda ref, ev: posted.append(ev.message), ready=ready)
+        tasks = [asyncio.create_task(q.trigger("ns", "p")) for _ in range(5)]
+        await asyncio.sleep(0.2)
+        assert rec.calls == 0
+        ready.set()
+        await asyncio.gather(*tasks)
 
-def test_a_job_first_seen_as_just_created_needs_no_reconcile() -> None:
-    q = _queue(_Rec(), [])
-    created = ("Running", 1, False)
-    assert not q.job_changed("new", created, unseen=created)  # the reconcile that created it knows
-    assert q.job_changed("new", ("Succeeded", 1, False), unseen=created)
-    assert q.job_changed("old", ("Succeeded", 1, False), unseen=created)  # first seen finished
-    assert not q.job_changed("old", ("Succeeded", 1, False), unseen=created)
+    asyncio.run(main())
+    assert rec.calls == 1
