@@ -89,17 +89,21 @@ class Poster:
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="events")
 
     def post(self, ref: dict[str, Any], event: events.Event) -> None:
-        self._thread.submit(self._send, ref, event)
+        try:
+            self._thread.submit(self._send, ref, event)
+        except RuntimeError:  # shut down: the operator is stopping
+            log.info("not posted (stopping): %s %s", event.reason, event.message)
 
     def _send(self, ref: dict[str, Any], event: events.Event) -> None:
-        now = dt.datetime.now(dt.timezone.utc).isoformat()
+        # eventTime is a MicroTime: the API server wants exactly six digits of fraction
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
         try:
             self.kube.post_event(events.manifest(ref, event, now, self.instance))
         except Exception as err:  # noqa: BLE001 - an Event is never worth failing anything for
             log.warning("could not post Event %s about %s: %s", event.reason, ref.get("metadata", {}).get("name"), err)
 
     def shutdown(self) -> None:
-        self._thread.shutdown(wait=False)
+        self._thread.shutdown(wait=False, cancel_futures=True)
 
 
 def _queue(memo: Any) -> queue_mod.WorkQueue:

@@ -108,6 +108,8 @@ class JobInformer:
                  changed: Callable[[Key], None], synced: Callable[[], None]) -> None:
         self.kube, self.namespace, self.cache, self.changed, self.on_synced = kube, namespace, cache, changed, synced
         self.stopping = threading.Event()
+        self.version = ""
+        """The last resourceVersion seen (event or bookmark): a broken watch resumes from it."""
         self._thread = threading.Thread(target=self._run, name=f"jobs-{namespace or 'all'}", daemon=True)
         self.selector = naming.LABEL_PIPELINE
 
@@ -117,8 +119,12 @@ class JobInformer:
     def stop(self) -> None:
         self.stopping.set()
 
-    def _list(self) -> str:
-        """List every stage Job in pages; returns the listing's resourceVersion."""
+    def _tell(self, key: Key) -> None:
+        if not self.stopping.is_set():  # after stop, the loop the callback posts to may be gone
+            self.changed(key)
+
+    def _list(self) -> None:
+        """List every stage Job in pages; the listing's resourceVersion becomes ``version``."""
         jobs: list[Mapping[str, Any]] = []
         token, version = "", ""
         while True:
@@ -129,23 +135,23 @@ class JobInformer:
             if not token:
                 break
         for key in self.cache.replace(jobs, self.namespace):
-            self.changed(key)
-        return version
+            self._tell(key)
+        self.version = version
 
     def _run(self) -> None:
-        version, failures, first = "", 0, True
+        failures, first = 0, True
         while not self.stopping.is_set():
             try:
-                if not version:
-                    version = self._list()
-                    if first:
+                if not self.version:
+                    self._list()
+                    if first and not self.stopping.is_set():
                         first = False
                         self.on_synced()
-                version = self._watch(version)
+                self._watch()
                 failures = 0
             except client.ApiError as err:
                 if err.status == 410:
-                    version = ""  # too old: list again
+                    self.version = ""  # too old: list again
                     continue
                 failures += 1
                 log.warning("watching Jobs%s failed (%s); again in %.0fs", self._where(), err, self._backoff(failures))
@@ -163,17 +169,18 @@ class JobInformer:
     def _backoff(failures: int) -> float:
         return min(MAX_BACKOFF, 2.0 ** (failures - 1))
 
-    def _watch(self, version: str) -> str:
-        """Follow the watch until the server ends it; returns the last version seen."""
-        for event in self.kube.watch_jobs(self.namespace, self.selector, version, WATCH_SECONDS):
+    def _watch(self) -> None:
+        """Follow the watch from ``version`` until the server ends it, moving ``version`` with
+        every event and bookmark (so a watch that breaks resumes where it broke)."""
+        for event in self.kube.watch_jobs(self.namespace, self.selector, self.version, WATCH_SECONDS):
             if self.stopping.is_set():
-                break
+                return
             kind, obj = event.get("type"), event.get("object") or {}
             if kind == "ERROR":
                 if obj.get("code") == 410:
-                    return ""
+                    self.version = ""
+                    return
                 raise client.ApiError(int(obj.get("code") or 500), str(obj.get("message", obj)))
-            version = obj.get("metadata", {}).get("resourceVersion") or version
             if kind in ("ADDED", "MODIFIED", "DELETED") and (key := self.cache.apply(kind, obj)) is not None:
-                self.changed(key)
-        return version
+                self._tell(key)
+            self.version = str(obj.get("metadata", {}).get("resourceVersion") or self.version)

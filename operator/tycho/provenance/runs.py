@@ -14,6 +14,7 @@ import secrets
 import socket
 
 import pydantic
+import pydantic_core
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tycho.provenance import documents, layout, signing, store as store_mod
@@ -39,7 +40,10 @@ def encode(summary: documents.RunSummary) -> bytes:
     """The bytes a summary is stored as (what its seal names by digest): fields in the
     model's order, encoded by pydantic's serializer (a tenth of the time ``json.dumps`` with
     an indent takes, and no garbage of small strings: the operator writes one per pass)."""
-    return summary.model_dump_json(by_alias=True, indent=2).encode() + b"\n"
+    try:
+        return summary.model_dump_json(by_alias=True, indent=2).encode() + b"\n"
+    except pydantic_core.PydanticSerializationError:  # e.g. a lone surrogate from a stage's own JSON: escaped
+        return (json.dumps(summary.dump(), indent=2) + "\n").encode()
 
 
 def marker_bytes(run_id: str) -> bytes:
@@ -76,9 +80,12 @@ def seal_statement(summary: documents.RunSummary, digest: str | None = None) -> 
 
 def seal(store: store_mod.Store, summary: documents.RunSummary, key: ed25519.Ed25519PrivateKey | None,
          digest: str | None = None) -> None:
-    """Sign a finished run's summary (no key: nothing to sign with)."""
+    """Sign a finished run's summary (no key: nothing to sign with). ``digest``: the sha256
+    of its stored bytes; read from the store when not given (bytes an older version wrote
+    need not be what ``encode`` writes today)."""
     if key is None:
         return
+    digest = digest or hashlib.sha256(store.read_bytes(layout.summary_rel(summary.run_id))).hexdigest()
     kid = signing.keyid(key.public_key())
     if not store.exists(layout.key_rel(kid)):
         store.write_bytes(layout.key_rel(kid), signing.public_pem(key.public_key()))

@@ -71,6 +71,8 @@ def test_a_succeeded_job_brings_what_its_wrapper_recorded_and_the_image_the_node
         (ex,) = _executor(tmp_path, {job["metadata"]["name"]: job}, memory=memory, api=api).observe().values()
     assert ex.phase == "Succeeded" and ex.result is not None and ex.result.outputs == {"numbers": "1" * 64}
     assert ex.image is not None and ex.image.digest == "e" * 64 and ex.image.resolved_by == "kubelet"
+    # the reference is the stage container's image, the one whose digest is reported
+    assert ex.image.reference == next(s.image for s in fk.toy().spec.stages if s.name == "generate")
     assert api.pod_reads == 1  # a finished Job is read once
 
 

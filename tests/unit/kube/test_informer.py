@@ -73,7 +73,7 @@ def test_a_new_listing_drops_what_went_missing_and_names_what_changed() -> None:
 class _Api:
     """Pages of a LIST, then watch streams, one per WATCH request, from prepared lists."""
 
-    def __init__(self, items: list[dict[str, Any]], streams: list[list[dict[str, Any]] | client.ApiError]) -> None:
+    def __init__(self, items: list[dict[str, Any]], streams: list[list[Any] | client.ApiError]) -> None:
         self.items, self.streams = items, streams
         self.requests: list[tuple[str, str]] = []
         self.done = threading.Event()
@@ -94,7 +94,10 @@ class _Api:
         stream = self.streams.pop(0)
         if isinstance(stream, client.ApiError):
             raise stream
-        yield from stream
+        for event in stream:
+            if isinstance(event, Exception):
+                raise event  # the connection broke mid-stream
+            yield event
 
 
 def _run(api: _Api, page: int = 2) -> tuple[informer.JobCache, list[tuple[str, str]], list[bool]]:
@@ -155,3 +158,16 @@ def test_a_failing_api_server_is_retried_not_fatal() -> None:
     finally:
         informer.MAX_BACKOFF = old
     assert changed == [KEY] and len(cache) == 1
+
+
+def test_a_watch_that_breaks_resumes_after_the_last_event_it_delivered() -> None:
+    api = _Api([_job("generate")], [[_event("MODIFIED", _job("generate", "Succeeded"), "150"), ConnectionResetError()],
+                                    [_event("DELETED", _job("generate", "Succeeded"), "151")]])
+    old = informer.MAX_BACKOFF
+    informer.MAX_BACKOFF = 0.05
+    try:
+        cache, changed, _ = _run(api)
+    finally:
+        informer.MAX_BACKOFF = old
+    assert api.requests == [("LIST", ""), ("WATCH", "100"), ("WATCH", "150"), ("WATCH", "151")]
+    assert changed == [KEY, KEY] and len(cache) == 0

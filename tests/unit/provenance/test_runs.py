@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from pathlib import Path
 
-from tycho.provenance import documents, layout, runs, store as store_mod
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from tycho.provenance import documents, layout, runs, signing, store as store_mod
 
 
 def _summary() -> documents.RunSummary:
@@ -30,3 +33,22 @@ def test_a_saved_summary_loads_back_equal_even_with_metrics_that_are_not_finite(
     assert loaded.model_copy(update={"stages": {}}) == summary.model_copy(update={"stages": {}})
     assert loaded.stages["train"].key_components == {"params": {"b": 1, "a": [1, 2]}}
     assert stored.startswith(b'{\n  "format": "tycho.dev/run/v1",\n') and stored.endswith(b"}\n")
+
+
+def test_a_summary_written_in_an_older_encoding_is_sealed_by_the_bytes_stored() -> None:
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        store, summary = store_mod.Store(f"file://{tmp}"), _summary()
+        older = (json.dumps(summary.dump(), indent=2, sort_keys=True) + "\n").encode()  # how summaries were written
+        store.write_bytes(layout.summary_rel(summary.run_id), older)
+        key = ed25519.Ed25519PrivateKey.generate()
+        runs.seal(store, summary, key)  # an operator that died between the summary and its seal
+        (envelope,) = signing.parse_bundle(store.read_bytes(layout.run_attestation_rel(summary.run_id)))
+        statement = json.loads(signing.payload_of(envelope))
+        assert statement["subject"][0]["digest"]["sha256"] == hashlib.sha256(older).hexdigest()
+
+
+def test_a_string_no_encoder_can_write_as_utf8_is_stored_escaped() -> None:
+    summary = _summary().model_copy(update={"message": "bad \udc80 byte"})
+    data = runs.encode(summary)
+    assert json.loads(data)["message"] == "bad \udc80 byte"
