@@ -12,6 +12,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 from tests.unit.kube import kubefakes as fk
 from tycho.kube import client, informer, jobs, naming, observe
 from tycho.settings import Settings
@@ -149,25 +151,17 @@ def test_a_version_the_server_no_longer_has_means_listing_again() -> None:
     assert observe.job_state(entry).phase == "Succeeded"
 
 
-def test_a_failing_api_server_is_retried_not_fatal() -> None:
+def test_a_failing_api_server_is_retried_not_fatal(monkeypatch: pytest.MonkeyPatch) -> None:
     api = _Api([], [client.ApiError(500, '{"message": "etcd unavailable"}'), [_event("ADDED", _job("generate", "Succeeded"), "101")]])
-    old = informer.MAX_BACKOFF
-    informer.MAX_BACKOFF = 0.05
-    try:
-        cache, changed, _ = _run(api)
-    finally:
-        informer.MAX_BACKOFF = old
+    monkeypatch.setattr(informer, "MAX_BACKOFF", 0.05)  # retry at once
+    cache, changed, _ = _run(api)
     assert changed == [KEY] and len(cache) == 1
 
 
-def test_a_watch_that_breaks_resumes_after_the_last_event_it_delivered() -> None:
+def test_a_watch_that_breaks_resumes_after_the_last_event_it_delivered(monkeypatch: pytest.MonkeyPatch) -> None:
     api = _Api([_job("generate")], [[_event("MODIFIED", _job("generate", "Succeeded"), "150"), ConnectionResetError()],
                                     [_event("DELETED", _job("generate", "Succeeded"), "151")]])
-    old = informer.MAX_BACKOFF
-    informer.MAX_BACKOFF = 0.05
-    try:
-        cache, changed, _ = _run(api)
-    finally:
-        informer.MAX_BACKOFF = old
+    monkeypatch.setattr(informer, "MAX_BACKOFF", 0.05)  # retry at once
+    cache, changed, _ = _run(api)
     assert api.requests == [("LIST", ""), ("WATCH", "100"), ("WATCH", "150"), ("WATCH", "151")]
     assert changed == [KEY, KEY] and len(cache) == 0
