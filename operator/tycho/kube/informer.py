@@ -52,33 +52,28 @@ class JobCache:
     def apply(self, kind: str, job: Mapping[str, Any]) -> Key | None:
         """Fold one watch event in (ADDED, MODIFIED, DELETED); the pipeline to reconcile, if any."""
         entry = observe.essentials(job)
-        meta = entry["metadata"]
-        uid, key = str(meta.get("uid", "")), (str(meta.get("namespace", "")), meta["labels"].get(naming.LABEL_PIPELINE))
-        if not uid or key[1] is None:
+        found = _identity(entry)
+        if found is None:
             return None
+        uid, key = found
         with self._lock:
             if kind == "DELETED":
                 self._forget(uid)
                 return key
             return self._put(uid, key, entry)
 
-    def replace(self, jobs: Iterable[Mapping[str, Any]], namespace: str | None) -> list[Key]:
-        """A full listing of ``namespace`` (None: all): Jobs not in it are gone. The pipelines
-        whose Jobs changed since the cache last saw them."""
-        entries = [observe.essentials(j) for j in jobs]  # (essentials of essentials are the same)
+    def replace(self, entries: Iterable[dict[str, Any]], namespace: str | None) -> list[Key]:
+        """A full listing of ``namespace`` (None: all), as ``observe.essentials`` of each Job:
+        Jobs not in it are gone. The pipelines whose Jobs changed since the cache last saw them."""
+        known = [(found, entry) for entry in entries if (found := _identity(entry)) is not None]
         with self._lock:
-            listed = {str(e["metadata"].get("uid", "")) for e in entries}
+            listed = {uid for (uid, _), _ in known}
             gone = [(uid, where) for uid, (where, _, _) in self._seen.items()
                     if (namespace is None or where[0] == namespace) and uid not in listed]
             for uid, _ in gone:
                 self._forget(uid)
             changed = [where for _, where in gone]
-            for entry in entries:
-                meta = entry["metadata"]
-                pipeline = meta["labels"].get(naming.LABEL_PIPELINE)
-                if meta.get("uid") and pipeline is not None:
-                    if (key := self._put(str(meta["uid"]), (str(meta.get("namespace", "")), pipeline), entry)) is not None:
-                        changed.append(key)
+            changed += [key for (uid, where), entry in known if (key := self._put(uid, where, entry)) is not None]
         return sorted(set(changed))
 
     def _put(self, uid: str, key: Key, entry: dict[str, Any]) -> Key | None:
@@ -97,6 +92,13 @@ class JobCache:
         jobs.pop(name, None)
         if not jobs:
             self._jobs.pop(key, None)
+
+
+def _identity(entry: Mapping[str, Any]) -> tuple[str, Key] | None:
+    """A Job's uid and its pipeline's key (None: not a stage Job)."""
+    meta = entry["metadata"]
+    uid, pipeline = str(meta.get("uid", "")), meta["labels"].get(naming.LABEL_PIPELINE)
+    return (uid, (str(meta.get("namespace", "")), pipeline)) if uid and pipeline is not None else None
 
 
 class JobInformer:
@@ -125,7 +127,7 @@ class JobInformer:
 
     def _list(self) -> None:
         """List every stage Job in pages; the listing's resourceVersion becomes ``version``."""
-        jobs: list[Mapping[str, Any]] = []
+        jobs: list[dict[str, Any]] = []
         token, version = "", ""
         while True:
             page = self.kube.list_jobs(self.namespace, self.selector, limit=PAGE, token=token)
@@ -149,25 +151,15 @@ class JobInformer:
                         self.on_synced()
                 self._watch()
                 failures = 0
-            except client.ApiError as err:
-                if err.status == 410:
+            except Exception as err:  # noqa: BLE001 - the informer outlives any one failure of the API server
+                if isinstance(err, client.ApiError) and err.status == 410:
                     self.version = ""  # too old: list again
                     continue
                 failures += 1
-                log.warning("watching Jobs%s failed (%s); again in %.0fs", self._where(), err, self._backoff(failures))
-                self.stopping.wait(self._backoff(failures))
-            except Exception as err:  # noqa: BLE001 - the informer outlives any one failure of the API server
-                failures += 1
-                log.warning("watching Jobs%s failed (%s: %s); again in %.0fs", self._where(), type(err).__name__, err,
-                            self._backoff(failures))
-                self.stopping.wait(self._backoff(failures))
-
-    def _where(self) -> str:
-        return f" in {self.namespace}" if self.namespace else ""
-
-    @staticmethod
-    def _backoff(failures: int) -> float:
-        return min(MAX_BACKOFF, 2.0 ** (failures - 1))
+                delay = min(MAX_BACKOFF, 2.0 ** (failures - 1))
+                log.warning("watching Jobs%s failed (%s: %s); again in %.0fs",
+                            f" in {self.namespace}" if self.namespace else "", type(err).__name__, err, delay)
+                self.stopping.wait(delay)
 
     def _watch(self) -> None:
         """Follow the watch from ``version`` until the server ends it, moving ``version`` with

@@ -2,8 +2,8 @@
 reason in words (Job condition plus the last pod's termination state).
 
 Pure functions over Job and Pod dicts as the API server returns them; called by the
-Kubernetes executor and by the Job watch handler (``fingerprint``, to ignore Job updates
-that change nothing the operator reports; ``essentials``, what the operator keeps of a Job).
+Kubernetes executor and by the Job informer (``fingerprint``, to ignore Job updates that
+change nothing the operator reports; ``essentials``, what the operator keeps of a Job).
 """
 
 from __future__ import annotations

@@ -61,12 +61,12 @@ def test_what_the_cache_holds_reads_as_the_job_does() -> None:
 
 def test_a_new_listing_drops_what_went_missing_and_names_what_changed() -> None:
     cache = informer.JobCache()
-    assert cache.replace([_job("generate"), _job("report")], "ns1") == []
+    assert cache.replace([observe.essentials(_job("generate")), observe.essentials(_job("report"))], "ns1") == []
     other = _job("generate", uid="uid-other")
     other["metadata"]["namespace"] = "ns2"
     cache.apply("ADDED", other)
     # relisted after a gap: generate finished meanwhile, report was deleted
-    assert cache.replace([_job("generate", "Succeeded")], "ns1") == [KEY]
+    assert cache.replace([observe.essentials(_job("generate", "Succeeded"))], "ns1") == [KEY]
     assert list(cache.jobs(*KEY)) == [_job("generate")["metadata"]["name"]]
     assert cache.jobs("ns2", "toy") != {}  # another namespace's listing is not this one's business
     assert cache.replace([], "ns1") == [KEY] and cache.jobs(*KEY) == {}
