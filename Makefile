@@ -26,8 +26,9 @@ demo: venv
 test: venv verify host-setup cluster-build browser
 	$(BIN)/python -m pytest tests
 
-## verify: mypy --strict, the import-linter layer contracts, and no drift between the API models and the committed CRD
+## verify: ruff, mypy --strict, the import-linter layer contracts, and no drift between the API models and the committed CRD
 verify: venv
+	$(BIN)/ruff check operator tests benchmarks pipelines
 	$(BIN)/mypy operator/tycho
 	$(BIN)/lint-imports
 	$(BIN)/tycho crd | diff -u charts/tycho/files/crd.yaml - || { echo "the CRD drifted from tycho.api.models: run make crd" >&2; exit 1; }

@@ -18,8 +18,9 @@ REPO = Path(__file__).resolve().parents[1]
 def timed_run(store: str, extra: list[str]) -> tuple[float, dict]:  # type: ignore[type-arg]
     exe = Path(sys.executable).with_name("tycho")
     start = time.perf_counter()
-    proc = subprocess.run([str(exe), "run", str(REPO / "pipelines" / "digits.yaml"), "--json", "--store", store, *extra],
-                          capture_output=True, text=True, check=True, cwd=REPO)
+    proc = subprocess.run(
+        [str(exe), "run", str(REPO / "pipelines" / "digits.yaml"), "--json", "--store", store, *extra],
+        capture_output=True, text=True, check=True, cwd=REPO)
     return time.perf_counter() - start, json.loads(proc.stdout)
 
 

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import synthetic_runs  # noqa: E402
+
 from tycho.index import db, query  # noqa: E402
 from tycho.provenance import documents, store as store_mod  # noqa: E402
 
@@ -29,7 +30,8 @@ QUERIES = [
     dict(sort="test_accuracy", filter_texts=["train.epochs in (10, 30) AND owner~'^user1'"]),
     dict(sort="train.lr:asc", filter_texts=["test_accuracy>=0.9"], columns=["train.lr", "test_accuracy", "m17"]),
     dict(sort="m42", filter_texts=["p100 is missing AND phase=Succeeded"]),
-    dict(sort="created", filter_texts=["pipeline=pipe-2 OR tag=team1"], columns=["train.epochs", "test_accuracy", "p7"]),
+    dict(sort="created", filter_texts=["pipeline=pipe-2 OR tag=team1"],
+         columns=["train.epochs", "test_accuracy", "p7"]),
     dict(sort="test_accuracy", filter_texts=[], columns=["train.epochs", "train.lr", "test_accuracy", "tag"]),
 ]
 

@@ -57,8 +57,8 @@ SHAPE = {"a": [], "b": ["a"], "c": ["b"], "d": ["b"], "e": ["c", "d"], "f": ["e"
 
 
 def operator_command(phase: str) -> list[str]:
-    return [*shlex.split(os.environ.get("TYCHO_BENCH_WRAP", "").replace("{phase}", phase)), str(Path(sys.executable).with_name("tycho")),
-            "operator"]
+    return [*shlex.split(os.environ.get("TYCHO_BENCH_WRAP", "").replace("{phase}", phase)),
+            str(Path(sys.executable).with_name("tycho")), "operator"]
 
 
 def env_file(path: Path) -> dict[str, str]:
@@ -154,24 +154,25 @@ class Harness:
         for event in watch(self.kube, f"/api/v1/namespaces/{self.ns}/pods", self.stop):
             pod = event["object"]
             uid = pod["metadata"]["uid"]
-            if event["type"] != "DELETED" and pod.get("status", {}).get("phase") == "Running" and uid not in self.handled:
+            if (event["type"] != "DELETED" and pod.get("status", {}).get("phase") == "Running"
+                    and uid not in self.handled):
                 self.handled.add(uid)
                 self.pool.submit(self._complete, pod)
 
     def _complete(self, pod: dict[str, Any]) -> None:
         """The stage pod's work: the real fetch and publish phases of the wrapper, with the
         run phase replaced by writing one small output per declared output."""
-        from tycho.provenance import code as code_mod
         from tycho.kube import naming
-        from tycho.stage import invocation, wrapper
+        from tycho.provenance import code as code_mod
+        from tycho.stage import fetch as fetch_mod, invocation, publish as publish_mod, work as work_mod
         try:
             job_name = pod["metadata"]["labels"]["batch.kubernetes.io/job-name"]
             job = self.jobs.get(job_name) or self.kube.get_job(self.ns, job_name)
             inv = invocation.Invocation.model_validate_json(
                 job["spec"]["template"]["metadata"]["annotations"][naming.ANNOTATION_INVOCATION])
             with tempfile.TemporaryDirectory(prefix="bench-stage-") as tmp:
-                work = wrapper.Work(Path(tmp))
-                wrapper.fetch(inv, self.store, work)
+                work = work_mod.Work(Path(tmp))
+                fetch_mod.fetch(inv, self.store, work)
                 work.outputs.mkdir(parents=True)
                 for o in inv.outputs:
                     (work.outputs / o.name).write_bytes(f"{inv.cache_key}:{o.name}\n".encode())
@@ -181,7 +182,7 @@ class Harness:
                     work.code.write_bytes(code_mod.archive(Path(tmp) / "code"))
                 work.ran.write_text(json.dumps({"ok": True, "attempts": 1, "reason": "", "facts": {},
                                                 "stopped": None, "began": time.time()}))
-                wrapper.publish(inv, self.store, work, log=lambda line: None)
+                publish_mod.publish(inv, self.store, work, log=lambda line: None)
             status = {"phase": "Succeeded", "containerStatuses": [{
                 "name": c["name"], "image": c["image"], "imageID": "", "ready": False, "restartCount": 0,
                 "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}} for c in pod["spec"]["containers"]]}
@@ -263,7 +264,8 @@ def run(n: int, s3: dict[str, str], timeout: float, keep: bool = False) -> dict[
     kubectl = ["kubectl", "--kubeconfig", str(STATE / "kubeconfig")]
     subprocess.run([*kubectl, "create", "namespace", ns], check=True, capture_output=True)
     subprocess.run([*kubectl, "-n", ns, "create", "secret", "generic", SECRET,
-                    *(f"--from-literal={k}={s3[k]}" for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"))],
+                    *(f"--from-literal={k}={s3[k]}"
+                      for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"))],
                    check=True, capture_output=True)
     store = f"s3://tycho/{ns}"
     metrics_port = free_port()

@@ -16,7 +16,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-T0 = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 STAGES = ("prepare", "train", "evaluate")
 
 
@@ -69,7 +69,8 @@ def main() -> None:
     parser.add_argument("--names", type=int, default=2000)
     args = parser.parse_args()
     generate(args.store, args.runs, args.names)
-    print(f"{args.runs} run summaries in {args.store}/runs ({sum(f.stat().st_size for f in os.scandir(args.store / 'runs')) / 2**20:.0f} MiB)")
+    print(f"{args.runs} run summaries in {args.store}/runs "
+          f"({sum(f.stat().st_size for f in os.scandir(args.store / 'runs')) / 2**20:.0f} MiB)")
 
 
 if __name__ == "__main__":

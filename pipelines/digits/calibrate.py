@@ -16,11 +16,10 @@ import math
 import sys
 
 import numpy as np
-from scipy.optimize import minimize_scalar
-
 import scoring
 from common import Contract, StageError, append_metrics, read_npz, run_stage, sha256_file, write_json
 from model_io import configure_tensorflow, load_model, predict_logits
+from scipy.optimize import minimize_scalar
 
 LOG_T_BOUNDS = (math.log(0.05), math.log(20.0))
 
@@ -52,7 +51,10 @@ def main(contract: Contract) -> None:
 
     temperature, iterations, converged = fit_temperature(logits, y, max_iterations)
     if not converged:
-        print(f"warning: temperature search stopped after {iterations} evaluations (param max_iterations)", file=sys.stderr)
+        print(
+            f"warning: temperature search stopped after {iterations} evaluations (param max_iterations)",
+            file=sys.stderr,
+        )
     scores = {
         "temperature": temperature,
         "nll_before": scoring.nll(logits, y),
@@ -71,7 +73,10 @@ def main(contract: Contract) -> None:
     }
     write_json(contract.output("calibration"), record)
     append_metrics(contract, scores)
-    print(f"calibrate: T={temperature:.4f} NLL {scores['nll_before']:.4f} -> {scores['nll_after']:.4f}", file=sys.stderr)
+    print(
+        f"calibrate: T={temperature:.4f} NLL {scores['nll_before']:.4f} -> {scores['nll_after']:.4f}",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
 from common import Contract, StageError, append_metrics, run_stage, write_npz
 
 MNIST_MIRROR = "https://storage.googleapis.com/cvdf-datasets/mnist/"
@@ -257,7 +256,10 @@ def parse_cifar10(tarball: Path) -> Dataset:
             data = np.asarray(batch.get("data"))
             labels = np.asarray(batch.get("labels"), dtype=np.int64)
             if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
-                raise StageError(f"{batch_name}: expected uint8 data (n, 3072) and n labels, got {data.shape} {data.dtype}, {labels.shape}")
+                raise StageError(
+                    f"{batch_name}: expected uint8 data (n, 3072) and n labels, "
+                    f"got {data.shape} {data.dtype}, {labels.shape}"
+                )
             xs.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
             ys.append(labels)
     y = np.concatenate(ys)
@@ -280,11 +282,15 @@ def main(contract: Contract) -> None:
     sha_overrides: dict[str, Any] = contract.param("sha256", {})
     if source == "sklearn-digits":
         if mirror_override or sha_overrides:
-            raise StageError("params mirror/sha256 do not apply to source sklearn-digits (it is bundled with scikit-learn)")
+            raise StageError(
+                "params mirror/sha256 do not apply to source sklearn-digits (it is bundled with scikit-learn)"
+            )
         dataset = load_sklearn_digits()
     elif source in ("mnist", "cifar10"):
         defaults, default_mirror, loader = (
-            (MNIST_FILES, MNIST_MIRROR, load_mnist) if source == "mnist" else (CIFAR10_FILES, CIFAR10_MIRROR, load_cifar10)
+            (MNIST_FILES, MNIST_MIRROR, load_mnist)
+            if source == "mnist"
+            else (CIFAR10_FILES, CIFAR10_MIRROR, load_cifar10)
         )
         digests = pinned_digests(defaults, sha_overrides)
         with tempfile.TemporaryDirectory(prefix="tycho-download-") as tmp:

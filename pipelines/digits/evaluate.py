@@ -32,10 +32,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 import scoring
-from common import (Contract, StageError, append_metrics, canonical_json, read_npz, report_check, run_stage,
-                    write_bytes, write_npz)
+from common import (
+    Contract,
+    StageError,
+    append_metrics,
+    canonical_json,
+    read_npz,
+    report_check,
+    run_stage,
+    write_bytes,
+    write_npz,
+)
 from model_io import configure_tensorflow, load_model, predict_logits
 
 CODE_DIR = Path(__file__).resolve().parent
@@ -125,7 +133,9 @@ def run_notebook(scratch: Path, bins: int) -> tuple[bytes, bytes]:
         sys.stderr.write(text)
     nbformat.validate(nb)
     notebook_json = nbformat.writes(nb).encode("utf-8") + b"\n"
-    html, _ = HTMLExporter(template_name="lab").from_notebook_node(nb, resources={"metadata": {"name": "Digits evaluation report"}})
+    html, _ = HTMLExporter(template_name="lab").from_notebook_node(
+        nb, resources={"metadata": {"name": "Digits evaluation report"}}
+    )
     return notebook_json, html.encode("utf-8")
 
 
@@ -168,7 +178,10 @@ def main(contract: Contract) -> None:
     write_bytes(contract.output("metrics"), canonical_json(metrics))
     append_metrics(contract, {name: metrics[name] for name in HEADLINE_METRICS})
     model_checks(contract, splits, tuned, logits_tuned, metrics)
-    print(f"evaluate: test_accuracy {metrics['test_accuracy']:.4f}, test_ece {metrics['test_ece']:.4f}", file=sys.stderr)
+    print(
+        f"evaluate: test_accuracy {metrics['test_accuracy']:.4f}, test_ece {metrics['test_ece']:.4f}",
+        file=sys.stderr,
+    )
 
 
 def model_checks(contract: Contract, splits: dict[str, np.ndarray], tuned: Any, logits_test: np.ndarray,

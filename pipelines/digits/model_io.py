@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
 from common import StageError, canonical_json, npy_bytes, write_bytes, zip_bytes
 
 if TYPE_CHECKING:
@@ -88,7 +87,9 @@ def load_model(path: Path) -> keras.Model:
         with zipfile.ZipFile(path) as zf:
             manifest = json.loads(zf.read("format.json"))
             if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
-                raise StageError(f"{path.name}: unsupported model format {manifest.get('format')!r} v{manifest.get('version')!r}")
+                raise StageError(
+                    f"{path.name}: unsupported model format {manifest.get('format')!r} v{manifest.get('version')!r}"
+                )
             architecture = zf.read("model.json").decode("utf-8")
             weights = [
                 np.lib.format.read_array(io.BytesIO(zf.read(f"weights/{i:04d}.npy")), allow_pickle=False)

@@ -24,7 +24,9 @@ BASE_VERSION = "1.0.0"
 
 def gate(metrics: dict[str, Any], metric: str, threshold: float) -> tuple[bool, float]:
     if metric not in metrics:
-        raise StageError(f"param metric {metric!r} is not in the metrics input; available: {', '.join(sorted(metrics))}")
+        raise StageError(
+            f"param metric {metric!r} is not in the metrics input; available: {', '.join(sorted(metrics))}"
+        )
     value = metrics[metric]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise StageError(f"metric {metric!r} is not a finite number: {value!r}")
@@ -47,7 +49,11 @@ def main(contract: Contract) -> None:
     if not isinstance(metrics, dict) or not isinstance(calibration, dict):
         raise StageError("inputs metrics and calibration must be JSON objects")
 
-    digests = {"model": sha256_file(model_path), "calibration": sha256_file(calibration_path), "metrics": sha256_file(metrics_path)}
+    digests = {
+        "model": sha256_file(model_path),
+        "calibration": sha256_file(calibration_path),
+        "metrics": sha256_file(metrics_path),
+    }
     fitted_on = calibration.get("inputs", {})
     if fitted_on.get("model") not in (None, digests["model"]):
         raise StageError(

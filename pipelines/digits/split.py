@@ -31,7 +31,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
-
 from common import Contract, StageError, append_metrics, read_npz, report_check, run_stage, write_json, write_npz
 
 SPLITS = ("train", "val", "calib", "test")
@@ -48,7 +47,9 @@ class CheckSpec:
 
 CHECKS = (
     CheckSpec("TY-LEAK", "leakage", "fail", "identical images appear in more than one split"),
-    CheckSpec("TY-IMBALANCE", "imbalance", "warn", "(split, class) pairs under half the class's fair share of the split"),
+    CheckSpec(
+        "TY-IMBALANCE", "imbalance", "warn", "(split, class) pairs under half the class's fair share of the split"
+    ),
     CheckSpec("TY-UNNORMALISED", "unnormalised", "warn", "feature values outside [0, 1] after normalisation"),
     CheckSpec("TY-CONSTANT", "constant", "warn", "features with zero variance in the train split"),
     CheckSpec("TY-EMPTY-SPLIT", "empty_split", "fail", "splits without samples"),
@@ -216,7 +217,13 @@ def main(contract: Contract) -> None:
     write_npz(contract.output("splits"), arrays)
     write_json(
         contract.output("checks"),
-        {"buckets": buckets, "checks": [asdict(r) for r in results], "duplicates_dropped": dropped, "sizes": sizes, "normalisation": {"scale": scale}},
+        {
+            "buckets": buckets,
+            "checks": [asdict(r) for r in results],
+            "duplicates_dropped": dropped,
+            "sizes": sizes,
+            "normalisation": {"scale": scale},
+        },
     )
     print(f"split: sizes {sizes}, duplicates dropped {dropped}", file=sys.stderr)
 

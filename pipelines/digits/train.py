@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
 from common import Contract, StageError, append_metrics, read_npz, run_stage, write_json
 from model_io import configure_tensorflow, save_model, seed_everything
 
@@ -103,7 +102,9 @@ def fit(
     config.validate()
     keras.backend.clear_session()
     seed_everything(config.seed)
-    model = build_model(tuple(splits.x_train.shape[1:]), splits.n_classes, config.kernel_size, config.filters, config.seed)
+    model = build_model(
+        tuple(splits.x_train.shape[1:]), splits.n_classes, config.kernel_size, config.filters, config.seed
+    )
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -156,9 +157,17 @@ def main(contract: Contract) -> None:
     final = curves[-1]
     write_json(
         contract.output("history"),
-        {"params": asdict(config), "deterministic": deterministic, "epochs": [{"epoch": i + 1, **row} for i, row in enumerate(curves)], "final": final},
+        {
+            "params": asdict(config),
+            "deterministic": deterministic,
+            "epochs": [{"epoch": i + 1, **row} for i, row in enumerate(curves)],
+            "final": final,
+        },
     )
-    append_metrics(contract, {**final, "best_val_accuracy": max(r["val_accuracy"] for r in curves), "parameters": model.count_params()})
+    append_metrics(
+        contract,
+        {**final, "best_val_accuracy": max(r["val_accuracy"] for r in curves), "parameters": model.count_params()},
+    )
     # Wall time goes to the log, never to outputs or metrics: it differs on every run.
     print(f"train: {config.epochs} epochs in {elapsed:.1f}s, val_accuracy {final['val_accuracy']:.4f}", file=sys.stderr)
 

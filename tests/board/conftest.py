@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.waiting import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFEST = REPO / "pipelines" / "digits.yaml"
@@ -60,13 +61,6 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> DigitsRuns:
         out = runs.tycho("run", str(manifest), "--json", *SMALL, "--set", f"release.threshold={threshold}").stdout
         runs.ids[name] = json.loads(out)["runId"]
     return runs
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclasses.dataclass

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.cluster.conftest import Space
+from tests.cluster.space import Space
 from tycho.kube import naming
 
 Result = list[tuple[str, int, str]]
@@ -31,7 +31,7 @@ Result = list[tuple[str, int, str]]
 def _run_pod(containers: list[tuple[str, str, dict[str, str]]], code_dir: str) -> Result:
     """In a worker: every container (name, phase, env) in order until one fails."""
     from tycho.provenance import store as store_mod
-    from tycho.stage import invocation, wrapper
+    from tycho.stage import fetch as fetch_mod, invocation, publish as publish_mod, supervise, work as work_mod
 
     root = Path(tempfile.mkdtemp(prefix="tycho-fastpod-"))
     out: Result = []
@@ -45,7 +45,7 @@ def _run_pod(containers: list[tuple[str, str, dict[str, str]]], code_dir: str) -
                 key.write_text(env["TYCHO_SIGNING_KEY_PEM"])
                 os.environ["TYCHO_SIGNING_KEY"] = str(key)
             inv = invocation.Invocation.model_validate_json(env["TYCHO_INVOCATION"])
-            work = wrapper.Work(root / "stage")
+            work = work_mod.Work(root / "stage")
             log = io.StringIO()
             code = 0
             try:
@@ -53,11 +53,11 @@ def _run_pod(containers: list[tuple[str, str, dict[str, str]]], code_dir: str) -
                     if phase == "live":
                         pass  # the live-metrics sidecar: nothing to show the fast kubelet's readers
                     elif phase == "fetch":
-                        wrapper.fetch(inv, store_mod.Store(inv.store), work)
+                        fetch_mod.fetch(inv, store_mod.Store(inv.store), work)
                     elif phase == "run":
-                        code = 0 if wrapper.run(inv, work, print) else 1
+                        code = 0 if supervise.run(inv, work, print) else 1
                     else:
-                        wrapper.publish(inv, store_mod.Store(inv.store), work, print)
+                        publish_mod.publish(inv, store_mod.Store(inv.store), work, print)
             except Exception as err:  # noqa: BLE001 - a container that failed, as its exit code says
                 log.write(f"[tycho] {type(err).__name__}: {err}\n")
                 code = 1

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from tests.board.conftest import get_json, serve
-from tests.cluster.conftest import SECRET, Space, wait_for
+from tests.cluster.space import Space
+from tests.support.cluster import SECRET
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 CODE = Path(__file__).resolve().parents[1] / "fixtures" / "board" / "code"

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.cluster.conftest import REPO, SECRET, Space
+from tests.cluster.space import Space
+from tests.support.cluster import REPO, SECRET
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
 SMALL = {"train": {"epochs": 4}, "tune": {"epochs": 4}, "release": {"threshold": 0.5}}

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cluster.conftest import Space, wait_for
+from tests.cluster.space import Space
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

@@ -9,16 +9,16 @@ import os
 import random
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.cluster.conftest import STATE, Space, wait_for
 from tests.cluster.fastlet import FastKubelet
-from tycho.kube import naming
+from tests.cluster.space import Space
+from tests.support.cluster import STATE
+from tests.support.waiting import wait_for
 from tycho.provenance import audit, layout, store as store_mod
 from tycho.reports import verify
 
@@ -58,7 +58,8 @@ def _check_store(space: Space, names: list[str]) -> None:
     """One run per pipeline, one record per stage of it, everything verifies."""
     store = store_mod.Store(space.store)
     runs_by_pipeline = {n: store.list(layout.pipeline_runs_dir(n)) for n in names}
-    assert all(len(v) == 1 for v in runs_by_pipeline.values()), {k: v for k, v in runs_by_pipeline.items() if len(v) != 1}
+    assert all(len(v) == 1 for v in runs_by_pipeline.values()), {
+        k: v for k, v in runs_by_pipeline.items() if len(v) != 1}
     records = {run: store.list(f"{layout.RECORDS}/{run}") for run in store.list(layout.RECORDS)}
     assert len(records) == len(names) and all(v == ["generate.json", "report.json", "total.json"]
                                               for v in records.values()), records
@@ -119,7 +120,8 @@ def test_the_operator_killed_at_random_moments_loses_and_duplicates_nothing(spac
 def _minio() -> tuple[int, list[str], dict[str, str], str]:
     pid = int((STATE / "pids" / "minio.pid").read_text().split()[0])
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").decode().split("\0")
-    env = dict(item.split("=", 1) for item in Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0") if "=" in item)
+    env = dict(item.split("=", 1) for item in Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+               if "=" in item)
     return pid, argv, env, os.readlink(f"/proc/{pid}/cwd")
 
 
@@ -144,7 +146,8 @@ def test_a_store_outage_mid_run_is_retried_and_leaves_no_half_written_object(spa
         try:
             phases = wait_for(finished, 400, "every pipeline to finish after the outage")
         except AssertionError as late:
-            raise AssertionError(f"{late}; kubelet: ran {kubelet.pods_run} pods, errors {kubelet.errors[-5:]}") from None
+            raise AssertionError(
+                f"{late}; kubelet: ran {kubelet.pods_run} pods, errors {kubelet.errors[-5:]}") from None
         assert set(phases.values()) == {"Succeeded"}
         assert kubelet.failures >= 1  # stages did fail during the outage ...
     stages: dict[str, Any] = {}

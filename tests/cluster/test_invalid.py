@@ -9,7 +9,7 @@ import time
 import pytest
 import yaml
 
-from tests.cluster.conftest import Space
+from tests.cluster.space import Space
 from tycho.kube import client
 
 pytestmark = pytest.mark.cluster

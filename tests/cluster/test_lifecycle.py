@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from tests.cluster.conftest import Space, wait_for
+from tests.cluster.space import Space
+from tests.support.waiting import wait_for
 from tycho.kube import naming
 
 pytestmark = pytest.mark.cluster

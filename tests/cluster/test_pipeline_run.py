@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.conftest import TYCHO, Cluster, Kube, Space, drop_space, job_invocation, make_space, wait_for
+from tests.cluster.space import Space, drop_space, job_invocation, make_space
+from tests.support.cluster import TYCHO, Cluster, Kube
+from tests.support.waiting import wait_for
 from tycho.engine import scheduler
 from tycho.kube import naming
 from tycho.provenance import runs, store as store_mod
@@ -68,7 +70,8 @@ def test_status_reports_phase_progress_outputs_provenance_and_conditions(run: Ru
         assert stage["phase"] == "Succeeded" and stage["cacheHit"] is False and stage["attempts"] == 1
         assert stage["jobName"] == scheduler.execution_id("toy", stage["name"], stage["cacheKey"])
         assert stage["provenance"] == f"{run.space.store}/records/{st['runId']}/{stage['name']}.json"
-        assert stage["outputs"] and all(o["uri"].startswith(f"{run.space.store}/objects/sha256/") for o in stage["outputs"])
+        assert stage["outputs"] and all(o["uri"].startswith(f"{run.space.store}/objects/sha256/")
+                                        for o in stage["outputs"])
         assert stage["startedAt"] and stage["finishedAt"]
     total = next(s for s in st["stages"] if s["name"] == "total")
     assert total["metrics"] == {"running": 20.0, "total": 20.0}
@@ -170,8 +173,8 @@ def test_the_same_pipeline_applied_again_is_all_cache_hits_and_creates_no_job(ru
     assert st["runId"] != run.status["runId"]
     assert [s["provenance"] for s in st["stages"]] == [s["provenance"] for s in run.status["stages"]]
     assert not [j for j in sp.jobs() if j["metadata"]["labels"][naming.LABEL_PIPELINE] == "toy-again"]
-    reasons = wait_for(lambda: (r := [e["reason"] for e in sp.kube.events(sp.ns, "toy-again")]).count("StageCached") == 3
-                       and r, 10, "three StageCached events")
+    reasons = wait_for(lambda: (r := [e["reason"] for e in sp.kube.events(sp.ns, "toy-again")]).count("StageCached")
+                       == 3 and r, 10, "three StageCached events")
     assert "StageStarted" not in reasons
     assert "tycho_cache_hits_total 3.0" in sp.operator.metrics()
 

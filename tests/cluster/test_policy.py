@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.conftest import REPO, Space, wait_for
+from tests.cluster.space import Space
 from tests.deploy._support import go_tool
+from tests.support.cluster import REPO
+from tests.support.waiting import wait_for
 from tycho.kube import client
 
 pytestmark = pytest.mark.cluster
@@ -70,7 +72,8 @@ def test_the_api_server_refuses_a_pipeline_outside_the_admission_policy(space: S
         secret = space.toy("secret")
         for stage in secret["spec"]["stages"]:
             stage["image"] = "ghcr.io/acme/stage@sha256:" + "a" * 64
-        secret["spec"]["stages"][0]["env"] = [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "other", "key": "k"}}}]
+        secret["spec"]["stages"][0]["env"] = [
+            {"name": "T", "valueFrom": {"secretKeyRef": {"name": "other", "key": "k"}}}]
         with pytest.raises(client.ApiError, match="Secret not allowed"):
             space.apply(secret)
     finally:
@@ -80,8 +83,8 @@ def test_the_api_server_refuses_a_pipeline_outside_the_admission_policy(space: S
 def test_the_network_policies_are_accepted_by_the_api_server_and_isolate_stage_pods(space: Space) -> None:
     path = space.tmp / "np-values.yaml"
     path.write_text(yaml.safe_dump({"watchNamespaces": [space.ns], "minio": {"enabled": True}}))
-    out = subprocess.run([go_tool("helm"), "template", "t", str(REPO / "charts" / "tycho"), "-n", space.ns, "--kube-version",
-                          "1.34", "-f", str(path), "--show-only", "templates/networkpolicy.yaml"],
+    out = subprocess.run([go_tool("helm"), "template", "t", str(REPO / "charts" / "tycho"), "-n", space.ns,
+                          "--kube-version", "1.34", "-f", str(path), "--show-only", "templates/networkpolicy.yaml"],
                          capture_output=True, text=True, check=True, timeout=120)
     policies = {d["metadata"]["name"]: d for d in yaml.safe_load_all(out.stdout) if d}
     stages = policies["t-tycho-stages"]["spec"]

@@ -11,7 +11,8 @@ import json
 
 import pytest
 
-from tests.cluster.conftest import REPO, SECRET, SIGNING_SECRET, Space
+from tests.cluster.space import Space
+from tests.support.cluster import REPO, SECRET, SIGNING_SECRET
 from tycho.provenance import store as store_mod
 
 pytestmark = pytest.mark.cluster

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.conftest import REPO, SECRET, TYCHO, Space, wait_for
+from tests.cluster.space import Space
 from tests.images import _images
+from tests.support.cluster import REPO, SECRET, TYCHO
+from tests.support.waiting import wait_for
 from tycho.provenance import code
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.images, pytest.mark.timeout(1800)]

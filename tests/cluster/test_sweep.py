@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.conftest import Space, wait_for
+from tests.cluster.space import Space
+from tests.support.waiting import wait_for
 from tycho.kube import naming
 
 pytestmark = pytest.mark.cluster

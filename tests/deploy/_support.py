@@ -72,7 +72,8 @@ def find_binary(name: str) -> Path | None:
     return None
 
 
-def run(cmd: list[str | Path], *, check: bool = True, timeout: float = 120, **kw: Any) -> subprocess.CompletedProcess[str]:
+def run(cmd: list[str | Path], *, check: bool = True, timeout: float = 120,
+        **kw: Any) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, **kw)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(map(str, cmd))} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
@@ -81,7 +82,8 @@ def run(cmd: list[str | Path], *, check: bool = True, timeout: float = 120, **kw
 
 # ---- chart ---------------------------------------------------------------------------------
 
-def helm(*args: str | Path, check: bool = True, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def helm(*args: str | Path, check: bool = True, timeout: float = 120,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("HELM_")}
     # Keep helm's cache/config/data out of the user's home and away from any repositories.
     scratch = CACHE / "helm-home"
@@ -215,7 +217,8 @@ def _kind_suffix(api_version: str) -> str:
     return f"-{group.split('.')[0]}-{version}".lower() if group else f"-{version}".lower()
 
 
-def kubeconform_schema_dir(directory: Path, custom: dict[tuple[str, str], Obj], builtin_kinds: Iterable[tuple[str, str]]) -> Path:
+def kubeconform_schema_dir(directory: Path, custom: dict[tuple[str, str], Obj],
+                           builtin_kinds: Iterable[tuple[str, str]]) -> Path:
     """A schema directory laid out as kubeconform's `{{ .ResourceKind }}{{ .KindSuffix }}.json`
     template expects: built-in kinds copied from kubernetes-validate (strict variants, their
     `/api/_definitions.json` references made relative), CRD kinds converted from CRDs."""

@@ -1,19 +1,12 @@
 """Fixtures of the deployment tests (chart, images, cluster-conf).
 
 ``scenarios``: the chart rendered (helm template) with the value sets the tests cover.
-``cluster``: the live test control plane. The fixture of tests/cluster/conftest.py is
-reused when it loads (it starts the control plane unless one is live, and stops it at
-the end only if it started it); if that module cannot be loaded, a fallback uses
-.cluster/kubeconfig when the cluster is live and skips otherwise.
+``cluster``: the session's test control plane (tests/conftest.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,42 +58,3 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Scenario]:
         path = s.values_file(values, directory, name)
         out[name] = Scenario(name, values, path, s.render(path))
     return out
-
-
-# ---- cluster ------------------------------------------------------------------------------
-
-@dataclasses.dataclass
-class LiveCluster:
-    kubeconfig: Path
-
-
-def _load_cluster_conftest() -> Any:
-    path = s.REPO / "tests" / "cluster" / "conftest.py"
-    if not path.is_file():
-        return None
-    try:
-        spec = importlib.util.spec_from_file_location("tycho_tests_cluster_conftest", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return getattr(module, "cluster", None)
-    except Exception:  # noqa: BLE001 - any import problem: fall back to the small fixture
-        return None
-
-
-_shared_cluster = _load_cluster_conftest()
-
-if _shared_cluster is not None:
-    cluster = _shared_cluster
-else:
-    @pytest.fixture(scope="session")
-    def cluster() -> Iterator[LiveCluster]:
-        state = Path(os.environ.get("TYCHO_CLUSTER_DIR", s.REPO / ".cluster"))
-        kubeconfig = state / "kubeconfig"
-        if not kubeconfig.is_file():
-            pytest.skip("no test cluster: start it with `bash tests/cluster/up.sh`")
-        probe = subprocess.run([s.kubectl(), "--kubeconfig", str(kubeconfig),
-                                "get", "--raw", "/readyz"], capture_output=True, text=True, timeout=20)
-        if probe.returncode != 0:
-            pytest.skip(f"the test cluster at {kubeconfig} is not live: {probe.stderr.strip()[:200]}")
-        yield LiveCluster(kubeconfig)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
 import shutil
@@ -18,8 +17,8 @@ from tycho import settings as settings_mod
 from . import _support as s
 from .conftest import SCENARIOS, Scenario
 
-NAMESPACED_RESOURCES = {"experimentpipelines", "experimentpipelines/status", "experimentpipelines/finalizers", "jobs", "pods", "events", "secrets",
-                        "kopfpeerings"}
+NAMESPACED_RESOURCES = {"experimentpipelines", "experimentpipelines/status", "experimentpipelines/finalizers", "jobs",
+                        "pods", "events", "secrets", "kopfpeerings"}
 
 
 # ---- lint and schema validity ----------------------------------------------------------------
@@ -33,7 +32,8 @@ def test_helm_lint_is_clean_in_strict_mode_for_every_scenario(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
-def test_every_rendered_object_is_valid_against_its_kubernetes_schema(name: str, scenarios: dict[str, Scenario]) -> None:
+def test_every_rendered_object_is_valid_against_its_kubernetes_schema(
+        name: str, scenarios: dict[str, Scenario]) -> None:
     objects = scenarios[name].objects
     custom = {**s.vendored_schemas(), **s.tycho_schemas()}
     for crd in s.by_kind(objects, "CustomResourceDefinition"):  # kopf peering CRDs, as rendered
@@ -69,7 +69,8 @@ def test_kubeconform_rejects_an_invalid_object(tmp_path: Path) -> None:
     """The offline setup really validates: a typo'd field fails."""
     bad = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
            "spec": {"replicas": "two", "selector": {"matchLabels": {"a": "b"}}, "template": {
-               "metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i", "imagePort": 1}]}}}}
+               "metadata": {"labels": {"a": "b"}},
+               "spec": {"containers": [{"name": "c", "image": "i", "imagePort": 1}]}}}}
     xp = {"apiVersion": "tycho.dev/v1alpha1", "kind": "ExperimentPipeline", "metadata": {"name": "x"},
           "spec": {"stages": [{"name": "a", "image": "i", "command": ["x"], "retries": {"limit": "many"}}]}}
     path = tmp_path / "bad.yaml"
@@ -174,13 +175,13 @@ def test_chart_values_map_one_to_one_onto_operator_settings(tmp_path: Path) -> N
     assert got == expected
     # Every field was changed from its default above, so none can be left unmapped.
     defaults = settings_mod.Settings()
-    unchanged = [f.name for f in dataclasses.fields(expected) if getattr(expected, f.name) == getattr(defaults, f.name)]
+    unchanged = [name for name in type(expected).model_fields if getattr(expected, name) == getattr(defaults, name)]
     assert not unchanged, f"not exercised: {unchanged}"
 
 
 def test_default_values_give_the_settings_defaults_except_chart_owned_names(scenarios: dict[str, Scenario]) -> None:
     got = _settings_from(s.one(scenarios["default"].objects, "Deployment", "tycho"))
-    assert got == dataclasses.replace(settings_mod.Settings(), stage_service_account="tycho-stage")
+    assert got == settings_mod.Settings(stage_service_account="tycho-stage")
 
 
 def test_minio_quick_start_becomes_the_default_store(scenarios: dict[str, Scenario]) -> None:
@@ -191,7 +192,8 @@ def test_minio_quick_start_becomes_the_default_store(scenarios: dict[str, Scenar
     assert set(secret["data"]) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"}
     minio = s.one(objs, "Deployment", "tycho-minio")
     env = s.container_env(minio)
-    assert env["MINIO_ROOT_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "tycho-storage", "key": "AWS_SECRET_ACCESS_KEY"}
+    assert env["MINIO_ROOT_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "tycho-storage",
+                                                                       "key": "AWS_SECRET_ACCESS_KEY"}
     assert s.one(objs, "Service", "tycho-minio")["spec"]["ports"][0]["port"] == 9000
     assert s.one(objs, "PersistentVolumeClaim", "tycho-minio")
 
@@ -233,7 +235,8 @@ def test_crd_is_the_generated_file_and_is_kept_on_uninstall(scenarios: dict[str,
     assert "annotations" not in s.one(objs, "CustomResourceDefinition")["metadata"]
 
 
-def test_peering_renders_kopf_crds_peering_objects_and_a_standby_friendly_rollout(scenarios: dict[str, Scenario]) -> None:
+def test_peering_renders_kopf_crds_peering_objects_and_a_standby_friendly_rollout(
+        scenarios: dict[str, Scenario]) -> None:
     cw = scenarios["peering-monitoring-minio"].objects
     crds = {o["metadata"]["name"] for o in s.by_kind(cw, "CustomResourceDefinition")}
     assert {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"} <= crds
@@ -357,7 +360,8 @@ def test_cluster_wide_rbac_grants_what_the_operator_needs(scenarios: dict[str, S
     for need in NEEDED:
         assert _grants(rules, *need), need
     secret_rules = [r for r in rules if "secrets" in r["resources"]]
-    assert secret_rules == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["tycho-storage"], "verbs": ["get"]}]
+    assert secret_rules == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["tycho-storage"],
+                             "verbs": ["get"]}]
     assert not s.by_kind(objs, "Role")
     assert _grants(rules, "apiextensions.k8s.io", "customresourcedefinitions", "watch")
     assert not _grants(rules, "", "namespaces", "list"), "a cluster-wide kopf does not observe namespaces"
@@ -379,7 +383,8 @@ def test_namespaced_rbac_grants_nothing_namespaced_cluster_wide(scenarios: dict[
             assert _grants(role["rules"], *need), (role["metadata"]["namespace"], need)
         assert _grants(role["rules"], "kopf.dev", "kopfpeerings", "patch")
         secrets = [r for r in role["rules"] if "secrets" in r["resources"]]
-        assert secrets == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["team-store"], "verbs": ["get"]}]
+        assert secrets == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["team-store"],
+                            "verbs": ["get"]}]
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
@@ -401,7 +406,8 @@ def test_notes_say_how_to_apply_the_first_pipeline_and_watch_it(tmp_path: Path) 
     (chart / "templates" / "notes-as-configmap.yaml").write_text(
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\n"
         "data:\n  notes: {{ tpl (.Files.Get \"files/NOTES.txt\") . | quote }}\n")
-    path = s.values_file({"watchNamespaces": ["ml"], "minio": {"enabled": True, "rootPassword": "x"}}, tmp_path, "notes")
+    path = s.values_file({"watchNamespaces": ["ml"], "minio": {"enabled": True, "rootPassword": "x"}}, tmp_path,
+                         "notes")
     out = s.helm("template", "tycho", chart, "--namespace", "tycho-system", "--values", path,
                  "--show-only", "templates/notes-as-configmap.yaml").stdout
     notes = yaml.safe_load(out)["data"]["notes"]

@@ -140,9 +140,9 @@ def test_health_check_maps_each_phase(health: Any, obj: dict[str, Any], status: 
 def test_health_check_covers_every_pipeline_phase(health: Any) -> None:
     from typing import get_args
 
-    from tycho.api import models
+    from tycho.api import phases
 
-    for phase in get_args(models.PipelinePhase):
+    for phase in get_args(phases.PipelinePhase):
         status, _ = health(xp({"phase": phase}))
         assert status in {"Healthy", "Progressing", "Degraded", "Suspended"}, phase
 

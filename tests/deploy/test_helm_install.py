@@ -14,13 +14,14 @@ import functools
 import json
 import os
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.waiting import free_port, wait_for
 
 from . import _support as s
 
@@ -77,15 +78,6 @@ class Release:
         from kubernetes import client, config
 
         return client.AuthorizationV1Api(config.new_client_from_config(config_file=str(self.kubeconfig)))
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def install(cluster: Any, tmp_path: Path, values: dict[str, Any], *, watched: int) -> Iterator[Release]:
@@ -230,14 +222,6 @@ def test_peering_objects_exist_for_the_operators_to_meet_at(namespaced: Release)
 
 # ---- the real operator, with nothing but the chart's permissions --------------------------------
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _s3_env(cluster: Any) -> dict[str, str]:
     env = getattr(cluster, "s3", None)
     if env:
@@ -275,10 +259,11 @@ def test_the_operator_runs_with_only_the_charts_permissions(namespaced_with_stor
         "current-context": "operator"}))
     deployment = rel.get("deployment", sa, rel.namespace)
     assert deployment is not None
-    env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"] if "value" in e}
+    env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+           if "value" in e}
     assert env["TYCHO_NAMESPACES"] == ns and env["TYCHO_STORE_SECRET"] == f"{rel.name}-tycho-storage"
-    health = _free_port()
-    env.update(TYCHO_HEALTH_PORT=str(health), TYCHO_METRICS_PORT=str(_free_port()))
+    health = free_port()
+    env.update(TYCHO_HEALTH_PORT=str(health), TYCHO_METRICS_PORT=str(free_port()))
     proc_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TYCHO_", "KUBE"))}
     proc_env.update(env, **_s3_env(cluster), KUBECONFIG=str(kubeconfig))
     tycho = Path(os.environ.get("VIRTUAL_ENV", s.REPO / ".venv")) / "bin" / "tycho"

@@ -28,8 +28,10 @@ PYPROJECT = tomllib.loads((s.REPO / "pyproject.toml").read_text())
 LOCKS = {
     "build-requirements.txt": list(PYPROJECT["build-system"]["requires"]),
     "operator/requirements.txt": list(PYPROJECT["project"]["dependencies"]),
-    "stage/requirements-cpu.txt": PYPROJECT["project"]["dependencies"] + PYPROJECT["project"]["optional-dependencies"]["ml"],
-    "stage/requirements-gpu.txt": PYPROJECT["project"]["dependencies"] + PYPROJECT["project"]["optional-dependencies"]["ml"],
+    "stage/requirements-cpu.txt": (PYPROJECT["project"]["dependencies"]
+                                   + PYPROJECT["project"]["optional-dependencies"]["ml"]),
+    "stage/requirements-gpu.txt": (PYPROJECT["project"]["dependencies"]
+                                   + PYPROJECT["project"]["optional-dependencies"]["ml"]),
     "stage/requirements-sbom.txt": PYPROJECT["project"]["optional-dependencies"]["sbom"],
 }
 # The GPU image installs tensorflow[and-cuda] where pyproject's ml extra names tensorflow-cpu.
@@ -189,7 +191,8 @@ def test_build_context_excludes_exactly_what_the_code_digest_ignores() -> None:
     known = {f"**/{d}" for d in code.IGNORED_DIRS} | {f"**/*{x}" for x in code.IGNORED_SUFFIXES}
     assert set(excluded) <= known, "excluding more than the digest ignores would change the digest"
     for dockerfile in DOCKERFILES:
-        sent = {line[1:].rstrip("/") for line in (dockerfile.parent / "Dockerfile.dockerignore").read_text().splitlines()
+        sent = {line[1:].rstrip("/")
+                for line in (dockerfile.parent / "Dockerfile.dockerignore").read_text().splitlines()
                 if line.startswith("!")}
         for word, arg in instructions(dockerfile):
             if word == "COPY" and "--from" not in arg:
@@ -267,7 +270,8 @@ def test_pin_rewrites_images_and_code_digest_and_keeps_the_manifest_valid(tmp_pa
     assert {st["image"] for st in doc["spec"]["stages"]} == {cpu}
     # Comments and the rest survive: only the pinned lines differ.
     original = (s.REPO / "pipelines" / "digits.yaml").read_text().splitlines()
-    changed = [(a, b) for a, b in zip(original, [l for l in pinned.splitlines() if "digest:" not in l or "image" in l])
+    changed = [(a, b) for a, b in zip(original, [line for line in pinned.splitlines()
+                                                 if "digest:" not in line or "image" in line])
                if a != b]
     assert all("image:" in a for a, _ in changed)
     validation.load_text(pinned)  # still a valid pipeline for tycho

@@ -75,14 +75,16 @@ def test_records_name_the_python_distributions_each_stage_imported(first_run: di
     assert "mypy" not in dists and "pytest" not in dists  # installed, but the stage never imported them
     assert "papermill" in environment("evaluate")["distributions"]
     facts = train["execution"]
-    assert facts["cpu"] and facts["determinism"]["PYTHONHASHSEED"] == "0" and facts["determinism"]["TF_DETERMINISTIC_OPS"] == "1"
+    assert (facts["cpu"] and facts["determinism"]["PYTHONHASHSEED"] == "0"
+            and facts["determinism"]["TF_DETERMINISTIC_OPS"] == "1")
     assert facts["frameworks"]["tensorflow"]["version"] == dists.get("tensorflow-cpu", dists.get("tensorflow"))
 
 
 def test_second_run_is_all_hits(first_run: dict[str, Any], workdir: Path, store: str) -> None:
     again = json.loads(tycho("run", str(MANIFEST), "--json", "--store", store, *SMALL, cwd=workdir).stdout)
     assert {s["cacheHit"] for s in again["stages"].values()} == {True}
-    assert {n: s["outputs"] for n, s in again["stages"].items()} == {n: s["outputs"] for n, s in first_run["stages"].items()}
+    assert {n: s["outputs"] for n, s in again["stages"].items()} == {
+        n: s["outputs"] for n, s in first_run["stages"].items()}
 
 
 def test_explain_after_a_param_change_names_the_param(first_run: dict[str, Any], workdir: Path, store: str) -> None:

@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.conftest import CRD, SECRET, SIGNING_SECRET, TYCHO, Cluster, Operator
+from tests.cluster.operator_process import Operator
+from tests.support.cluster import CRD, SECRET, SIGNING_SECRET, TYCHO, Cluster
 from tycho.provenance import layout, record, signing, store as store_mod
 
 from ..images import _images

@@ -30,7 +30,9 @@ def stage(tmp_path: Path) -> StageRunner:
 @pytest.fixture(scope="session")
 def digits_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The reference `dataset` output (sklearn digits), downloaded once per session."""
-    run = run_stage(tmp_path_factory.mktemp("digits-download") / "run", "download", {"source": "sklearn-digits"}).check()
+    run = run_stage(
+        tmp_path_factory.mktemp("digits-download") / "run", "download", {"source": "sklearn-digits"}
+    ).check()
     return run.output("dataset")
 
 

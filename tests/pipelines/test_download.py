@@ -22,7 +22,12 @@ import pytest
 
 from .digits_harness import StageRunner, sha256_file
 
-MNIST_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+MNIST_NAMES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 CIFAR_NAME = "cifar-10-python.tar.gz"
 CIFAR_LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -33,7 +38,9 @@ def idx(array: np.ndarray) -> bytes:
     return header + array.astype(np.uint8).tobytes()
 
 
-def write_mnist(directory: Path, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray) -> dict[str, str]:
+def write_mnist(
+    directory: Path, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray
+) -> dict[str, str]:
     directory.mkdir(parents=True, exist_ok=True)
     blobs = {
         "train-images-idx3-ubyte.gz": idx(train_x),
@@ -78,7 +85,10 @@ def write_cifar(path: Path, batches: dict[str, tuple[np.ndarray, list[int]]], me
 def cifar_batches(rng: np.random.Generator, per_batch: int = 2) -> dict[str, tuple[np.ndarray, list[int]]]:
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     return {
-        name: (rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8), [int(v) for v in rng.integers(0, 10, per_batch)])
+        name: (
+            rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8),
+            [int(v) for v in rng.integers(0, 10, per_batch)],
+        )
         for name in names
     }
 
@@ -162,7 +172,10 @@ def test_wrong_pinned_digest_for_one_file_is_reported(stage: StageRunner, tmp_pa
     run = stage("download", {"source": "mnist", "mirror": (tmp_path / "mirror").as_uri(), "sha256": wrong})
 
     assert run.returncode == 1
-    assert f"sha256 mismatch for t10k-labels-idx1-ubyte.gz: expected {'0' * 64}, got {digests['t10k-labels-idx1-ubyte.gz']}" in run.stderr
+    assert (
+        f"sha256 mismatch for t10k-labels-idx1-ubyte.gz: expected {'0' * 64}, "
+        f"got {digests['t10k-labels-idx1-ubyte.gz']}"
+    ) in run.stderr
 
 
 def test_cifar10_from_local_mirror(stage: StageRunner, tmp_path: Path) -> None:
@@ -170,7 +183,9 @@ def test_cifar10_from_local_mirror(stage: StageRunner, tmp_path: Path) -> None:
     batches = cifar_batches(rng)
     digest = write_cifar(tmp_path / "mirror" / CIFAR_NAME, batches)
 
-    run = stage("download", {"source": "cifar10", "mirror": (tmp_path / "mirror").as_uri(), "sha256": {CIFAR_NAME: digest}}).check()
+    run = stage(
+        "download", {"source": "cifar10", "mirror": (tmp_path / "mirror").as_uri(), "sha256": {CIFAR_NAME: digest}}
+    ).check()
 
     with np.load(run.output("dataset"), allow_pickle=False) as data:
         x, y = data["x"], data["y"]
@@ -180,7 +195,9 @@ def test_cifar10_from_local_mirror(stage: StageRunner, tmp_path: Path) -> None:
     # CIFAR rows are 1024 red, then 1024 green, then 1024 blue values, each row-major 32x32.
     assert x[0, 0, 0].tolist() == [row[0], row[1024], row[2048]]
     assert x[0, 1, 2, 2] == row[2048 + 32 + 2]
-    expected_labels = [label for name in sorted(batches, key=lambda n: (n == "test_batch", n)) for label in batches[name][1]]
+    expected_labels = [
+        label for name in sorted(batches, key=lambda n: (n == "test_batch", n)) for label in batches[name][1]
+    ]
     assert y.tolist() == expected_labels
 
 

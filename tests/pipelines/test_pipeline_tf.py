@@ -51,7 +51,12 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, digits_dataset: Path) -> 
 
         submit("train", "train", TRAIN, lambda: {"splits": splits})
         submit("tune", "train", TUNE, lambda: {"splits": splits})
-        submit("calibrate", "calibrate", {"max_iterations": 200}, lambda: {"splits": splits, "model": output("tune", "model")})
+        submit(
+            "calibrate",
+            "calibrate",
+            {"max_iterations": 200},
+            lambda: {"splits": splits, "model": output("tune", "model")},
+        )
         submit("train_again", "train", TRAIN, lambda: {"splits": splits})
 
         def evaluate_inputs() -> dict[str, Path]:
@@ -63,7 +68,12 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, digits_dataset: Path) -> 
             }
 
         submit("evaluate", "evaluate", {"bins": 10}, evaluate_inputs)
-        submit("train_nondeterministic", "train", {**TRAIN, "epochs": 1, "deterministic": False}, lambda: {"splits": splits})
+        submit(
+            "train_nondeterministic",
+            "train",
+            {**TRAIN, "epochs": 1, "deterministic": False},
+            lambda: {"splits": splits},
+        )
         submit("evaluate_again", "evaluate", {"bins": 10}, evaluate_inputs)
         return {"split": split, **{name: future.result() for name, future in futures.items()}}
 
@@ -160,10 +170,14 @@ def test_release_gate_end_to_end(pipeline: dict[str, StageRun], stage: StageRunn
         "metrics": pipeline["evaluate"].output("metrics"),
     }
     accuracy = pipeline["evaluate"].json("metrics")["test_accuracy"]
-    passed = stage("release", {"metric": "test_accuracy", "threshold": accuracy, "model_name": "digits-cnn"}, inputs).check()
+    passed = stage(
+        "release", {"metric": "test_accuracy", "threshold": accuracy, "model_name": "digits-cnn"}, inputs
+    ).check()
     assert passed.json("registry_entry")["version"] == "1.0.0+" + sha256_file(inputs["model"])[:12]
 
-    refused = stage("release", {"metric": "test_accuracy", "threshold": accuracy + 0.001, "model_name": "digits-cnn"}, inputs)
+    refused = stage(
+        "release", {"metric": "test_accuracy", "threshold": accuracy + 0.001, "model_name": "digits-cnn"}, inputs
+    )
     assert refused.returncode == 1
     assert not refused.output("registry_entry").exists()
     assert "release gate failed: test_accuracy" in refused.stderr

@@ -17,7 +17,9 @@ def release_inputs(tmp_path: Path) -> dict[str, Path]:
     model = tmp_path / "model"
     model.write_bytes(b"stand-in for a model archive")
     calibration = tmp_path / "calibration"
-    calibration.write_text(json.dumps({"temperature": 1.25, "inputs": {"model": sha256_file(model), "splits": "ab" * 32}}))
+    calibration.write_text(
+        json.dumps({"temperature": 1.25, "inputs": {"model": sha256_file(model), "splits": "ab" * 32}})
+    )
     metrics = tmp_path / "metrics"
     metrics.write_text(json.dumps({"test_accuracy": 0.97, "test_ece": 0.02}))
     return {"model": model, "calibration": calibration, "metrics": metrics}
@@ -64,7 +66,9 @@ def test_release_rejects_unknown_metric(stage: StageRunner, release_inputs: dict
     assert "param metric 'accuracy' is not in the metrics input; available: test_accuracy, test_ece" in run.stderr
 
 
-def test_release_rejects_calibration_of_another_model(stage: StageRunner, release_inputs: dict[str, Path], tmp_path: Path) -> None:
+def test_release_rejects_calibration_of_another_model(
+    stage: StageRunner, release_inputs: dict[str, Path], tmp_path: Path
+) -> None:
     other = tmp_path / "other-model"
     other.write_bytes(b"a different model")
     run = stage("release", PARAMS, {**release_inputs, "model": other})

@@ -88,7 +88,9 @@ def test_reference_data_passes_its_own_checks(reference_split: StageRun) -> None
     assert reference_split.headline["duplicates_dropped"] == 0
 
 
-def test_split_is_byte_identical_across_processes(stage: StageRunner, reference_split: StageRun, digits_dataset: Path) -> None:
+def test_split_is_byte_identical_across_processes(
+    stage: StageRunner, reference_split: StageRun, digits_dataset: Path
+) -> None:
     again = stage("split", REFERENCE_PARAMS, {"dataset": digits_dataset}).check()
     assert again.digest("splits") == reference_split.digest("splits")
     assert again.digest("checks") == reference_split.digest("checks")
@@ -149,7 +151,8 @@ def test_class_imbalance(stage: StageRunner, tmp_path: Path) -> None:
     assert "param imbalance" in run.checks["TY-IMBALANCE"]["message"]
 
     balanced = write_dataset(tmp_path / "b.npz", x, np.arange(len(ids)) % 10, ids)
-    assert stage("split", {**QUIET, "imbalance": "fail"}, {"dataset": balanced}).check().headline["check_imbalance"] == 0
+    balanced_run = stage("split", {**QUIET, "imbalance": "fail"}, {"dataset": balanced}).check()
+    assert balanced_run.headline["check_imbalance"] == 0
 
 
 def test_unnormalised_features(stage: StageRunner, tmp_path: Path) -> None:

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.workspace import Workspace
 from tycho.provenance import layout
-
-from ..unit.runners.conftest import Workspace
 
 HERE = Path(__file__).resolve().parent
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from tycho.api import models
+from tycho.api import models, schema, status as xp
 
 JsonSchema = dict[str, Any]
 _DROP_KEYS = {"title"}
@@ -84,7 +84,7 @@ def _without_defaults(node: Any) -> Any:
     return node
 
 
-def schema_of(model: type[models.Model]) -> JsonSchema:
+def schema_of(model: type[schema.Model]) -> JsonSchema:
     """The structural OpenAPI v3 schema of one model."""
     raw = model.model_json_schema(by_alias=True, mode="validation")
     return _structural(_resolve(raw, raw.get("$defs", {})))
@@ -94,7 +94,7 @@ def build_crd() -> dict[str, Any]:
     """The whole CustomResourceDefinition object."""
     spec_schema = schema_of(models.Spec)
     spec_schema["description"] = "What to run: stages, their code, data and storage."
-    status_schema = _without_defaults(schema_of(models.Status))
+    status_schema = _without_defaults(schema_of(xp.Status))
     status_schema["description"] = "Observed state, written by the operator."
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
@@ -117,11 +117,12 @@ def build_crd() -> dict[str, Any]:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": models.PRINTER_COLUMNS,
+                    "additionalPrinterColumns": xp.PRINTER_COLUMNS,
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",
-                            "description": "A reproducible ML pipeline: stages run as Jobs, every output recorded with its provenance.",
+                            "description": "A reproducible ML pipeline: stages run as Jobs, every output recorded "
+                                           "with its provenance.",
                             "required": ["spec"],
                             "properties": {
                                 "apiVersion": {"type": "string"},

@@ -1,20 +1,33 @@
-"""Pydantic models of the ExperimentPipeline custom resource: the single source of truth.
+"""Pydantic models of the ExperimentPipeline custom resource (its spec): the single
+source of truth.
 
 The CRD (``tycho.api.crd``), manifest validation (``tycho.api.validation``), the planner
 and both runners read these types. Field docstrings become the CRD's descriptions, so
-``kubectl explain xp.spec.stages`` shows them.
+``kubectl explain xp.spec.stages`` shows them. The status is ``tycho.api.status``.
 """
 
 from __future__ import annotations
 
-import ast
-import functools
-import inspect
-from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import pydantic
-from pydantic import alias_generators
+
+from tycho.api import references
+from tycho.api.schema import (
+    CRD_MAX_INPUTS,
+    CRD_MAX_OUTPUTS,
+    CRD_MAX_REF,
+    CRD_MAX_STAGES,
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    ENV_NAME,
+    FILE_NAME,
+    SHA256,
+    STAGE_NAME_MAX,
+    Model,
+    crd,
+    rule,
+)
 
 GROUP = "tycho.dev"
 VERSION = "v1alpha1"
@@ -24,83 +37,9 @@ PLURAL = "experimentpipelines"
 SINGULAR = "experimentpipeline"
 SHORT_NAMES = ["xp"]
 
-# The grammar of names, in one place: validation explains violations, the CRD carries
-# the same patterns so the API server refuses them too.
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-FILE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
-ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-QUANTITY = r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|e[0-9]+)?$"
-SHA256 = r"^(sha256:)?[0-9a-f]{64}$"
-STAGE_NAME_MAX = 63
-# Upper bounds the API server needs to budget the CEL rules below (the cost of checking
-# every inputs[].from grows with stages x stages x inputs); local runs are not bound by them.
-CRD_MAX_STAGES = 100
-CRD_MAX_INPUTS = 16
-CRD_MAX_OUTPUTS = 64
-CRD_MAX_REF = 128
-
-
-def crd(**schema: pydantic.JsonValue) -> dict[str, pydantic.JsonValue]:
-    """Extra OpenAPI for the CRD only (``json_schema_extra``, read by tycho.api.crd):
-    pydantic does not enforce it, so validation keeps its own messages with field paths
-    and fixes."""
-    return schema
-
-
-def rule(expression: str, message: str, field_path: str | None = None) -> pydantic.JsonValue:
-    """A CEL ``x-kubernetes-validations`` rule the API server checks on apply."""
-    out: dict[str, pydantic.JsonValue] = {"rule": expression, "message": message}
-    if field_path:
-        out["fieldPath"] = field_path
-    return out
-
-
-Scalar = Union[bool, int, float, str]
-ParamValue = Union[bool, int, float, str, list[Scalar]]
-Quantity = Union[int, float, str]
-
-
-@functools.cache
-def _attribute_docs() -> dict[str, dict[str, str]]:
-    """Class name -> field name -> the docstring under the field, read from this module's
-    source in one parse. (pydantic's ``use_attribute_docstrings`` parses the module once per
-    class at import, which made importing the API a quarter of a second.)"""
-    docs: dict[str, dict[str, str]] = {}
-    for node in ast.parse(Path(__file__).read_text(encoding="utf-8")).body:
-        if not isinstance(node, ast.ClassDef):
-            continue
-        fields: dict[str, str] = {}
-        for field, after in zip(node.body, node.body[1:]):
-            if (isinstance(field, ast.AnnAssign) and isinstance(field.target, ast.Name)
-                    and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
-                    and isinstance(after.value.value, str)):
-                fields[field.target.id] = inspect.cleandoc(after.value.value)
-        docs[node.name] = fields
-    return docs
-
-
-class Model(pydantic.BaseModel):
-    """Base: camelCase on the wire (Kubernetes style), unknown fields rejected. Field
-    docstrings become the JSON schema's descriptions (and so ``kubectl explain``'s)."""
-
-    model_config = pydantic.ConfigDict(
-        alias_generator=alias_generators.to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        frozen=False,
-    )
-
-    @classmethod
-    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> Any:
-        schema = handler(core_schema)
-        target = handler.resolve_ref_schema(schema)
-        docs = _attribute_docs().get(cls.__name__, {})
-        for name, field in cls.model_fields.items():
-            prop = target.get("properties", {}).get(field.alias or name)
-            if prop is not None and name in docs and "description" not in prop:
-                prop["description"] = docs[name]
-        return schema
+Scalar = bool | int | float | str
+ParamValue = bool | int | float | str | list[Scalar]
+Quantity = int | float | str
 
 
 class SecretKeyRef(Model):
@@ -132,17 +71,17 @@ class SecretRef(Model):
 
 
 class Storage(Model):
-    url: str = "file://.tycho/store"
-    """fsspec URL where outputs and records live: file://PATH (relative paths are relative to the working directory), s3://BUCKET/PREFIX, gs://..."""
+    url: str = references.DEFAULT_STORE_URL
+    """fsspec URL where outputs and records live: file://PATH (relative paths are relative to the working directory), s3://BUCKET/PREFIX, gs://..."""  # noqa: E501
     secret_ref: SecretRef | None = None
     """Credentials for the store, from a Secret (cluster runs)."""
 
 
 class Code(Model):
     path: str | None = None
-    """Directory of the stage code, relative to the manifest file; stages run with it as working directory. Its content digest is part of every cache key."""
+    """Directory of the stage code, relative to the manifest file; stages run with it as working directory. Its content digest is part of every cache key."""  # noqa: E501
     digest: str | None = None
-    """sha256 of the code as built into the stage image (cluster runs, where the operator cannot read the source). Set by the image build script."""
+    """sha256 of the code as built into the stage image (cluster runs, where the operator cannot read the source). Set by the image build script."""  # noqa: E501
     workdir: str = "/app/pipeline"
     """Working directory of the code inside the stage image (cluster runs)."""
 
@@ -153,7 +92,8 @@ class StageInput(Model):
              "set exactly one of from (STAGE/OUTPUT) and url (external data)")]})
     name: str = pydantic.Field(json_schema_extra=crd(pattern=FILE_NAME, maxLength=CRD_MAX_REF))
     """File name of the input inside the stage's inputs directory."""
-    from_: str | None = pydantic.Field(default=None, alias="from", json_schema_extra=crd(pattern=r"^[^/]+/[^/]+$", maxLength=CRD_MAX_REF))
+    from_: str | None = pydantic.Field(default=None, alias="from",
+                                       json_schema_extra=crd(pattern=r"^[^/]+/[^/]+$", maxLength=CRD_MAX_REF))
     """Another stage's output, as STAGE/OUTPUT."""
     url: str | None = None
     """External data (any fsspec URL) instead of a stage output."""
@@ -179,7 +119,7 @@ class Resources(Model):
     cpu: Quantity | None = None
     """CPU request and limit, a Kubernetes quantity such as 500m or 2 (shorthand for requests.cpu = limits.cpu)."""
     memory: Quantity | None = None
-    """Memory request and limit, a Kubernetes quantity such as 512Mi or 2Gi (shorthand for requests.memory = limits.memory)."""
+    """Memory request and limit, a Kubernetes quantity such as 512Mi or 2Gi (shorthand for requests.memory = limits.memory)."""  # noqa: E501
     requests: ResourceList | None = None
     """What the scheduler reserves, when it should differ from the limit."""
     limits: ResourceList | None = None
@@ -243,7 +183,7 @@ class Objective(Model):
 
 class EarlyStopping(Model):
     rule: Literal["median"] = "median"
-    """median: stop a trial whose best intermediate value so far is worse than the median of earlier batches' trials at the same step."""
+    """median: stop a trial whose best intermediate value so far is worse than the median of earlier batches' trials at the same step."""  # noqa: E501
     min_steps: int = pydantic.Field(default=5, ge=0)
     """Steps a trial always runs before the rule applies."""
 
@@ -259,7 +199,7 @@ class Sweep(Model):
     trials: int = pydantic.Field(ge=1, le=1000)
     """How many trials; raising it runs only the new ones."""
     parallelism: int = pydantic.Field(default=1, ge=1, le=64)
-    """Trials at once; also the batch size: batch k is suggested from the results of batches before k only, so the search is the same whatever order trials finish in."""
+    """Trials at once; also the batch size: batch k is suggested from the results of batches before k only, so the search is the same whatever order trials finish in."""  # noqa: E501
     seed: int = 0
     """Seed of the sampler."""
     objective: Objective
@@ -321,9 +261,9 @@ class Stage(Model):
     sweep: Sweep | None = None
     """Run this stage as a hyperparameter sweep of trials."""
     network: bool = False
-    """Whether the stage may reach the network beyond the store (a downloader does). Stage pods get a NetworkPolicy that allows egress to the store (and DNS) only, unless this is true."""
+    """Whether the stage may reach the network beyond the store (a downloader does). Stage pods get a NetworkPolicy that allows egress to the store (and DNS) only, unless this is true."""  # noqa: E501
     service_account_name: str | None = pydantic.Field(default=None, json_schema_extra=crd(pattern=DNS_SUBDOMAIN))
-    """ServiceAccount of the stage's pod (cluster runs; default: the operator's stage account). Its token is not mounted."""
+    """ServiceAccount of the stage's pod (cluster runs; default: the operator's stage account). Its token is not mounted."""  # noqa: E501
 
     def output(self, name: str) -> Output | None:
         return next((o for o in self.outputs if o.name == name), None)
@@ -374,117 +314,3 @@ class ExperimentPipeline(Model):
     metadata: Metadata
     spec: Spec
     status: dict[str, object] | None = None
-
-
-# ---- status ---------------------------------------------------------------------------
-
-
-class StatusModel(Model):
-    """Base of the status types: the operator writes them, commands that read a manifest
-    never do, so their validators are built on first use instead of at import."""
-
-    model_config = pydantic.ConfigDict(defer_build=True)
-
-
-StagePhase = Literal["Pending", "Running", "Succeeded", "Failed", "Cached", "Skipped", "Cancelled", "Suspended"]
-PipelinePhase = Literal["Pending", "Running", "Succeeded", "Failed", "Suspended", "Invalid"]
-
-
-class Condition(StatusModel):
-    type: str
-    """Ready, Progressing, Degraded or Valid."""
-    status: Literal["True", "False", "Unknown"]
-    reason: str = ""
-    """CamelCase reason."""
-    message: str = ""
-    """Human-readable detail."""
-    last_transition_time: str | None = None
-    """RFC 3339 time."""
-    observed_generation: int | None = None
-
-
-class OutputStatus(StatusModel):
-    name: str
-    sha256: str
-    uri: str
-    """Content-addressed location in the store."""
-
-
-class TrialStatus(StatusModel):
-    index: int
-    phase: Literal["Pending", "Running", "Succeeded", "Cached", "Failed", "Stopped", "Cancelled"] = "Pending"
-    params: dict[str, ParamValue] = {}
-    """The swept params of this trial."""
-    objective: float | None = None
-    job_name: str | None = None
-    message: str = ""
-
-
-class CheckStatus(StatusModel):
-    code: str
-    severity: Literal["warn", "fail"]
-    message: str = ""
-
-
-class SweepStatus(StatusModel):
-    trials: int
-    finished: int = 0
-    running: int = 0
-    best: int | None = None
-    """Index of the selected trial, once all trials finished."""
-    objective: str = ""
-    value: float | None = None
-    reason: str = ""
-    """Why the best trial won."""
-    items: list[TrialStatus] = []
-
-
-class StageStatus(StatusModel):
-    name: str
-    phase: StagePhase = "Pending"
-    attempts: int = 0
-    started_at: str | None = None
-    finished_at: str | None = None
-    cache_key: str | None = None
-    """sha256 of the stage's inputs, code, image, command and params, computed before it runs."""
-    cache_hit: bool | None = None
-    job_name: str | None = None
-    outputs: list[OutputStatus] = []
-    provenance: str | None = None
-    """URI of the stage's provenance record (in-toto Statement, SLSA Provenance v1)."""
-    metrics: dict[str, float] = {}
-    """Last value of each metric the stage reported."""
-    sweep: SweepStatus | None = None
-    """A sweep's trials: progress, each trial's params and objective, the pick."""
-    checks: list[CheckStatus] = []
-    """Checks the stage reported on its data or model (docs/checks.md)."""
-    message: str = ""
-
-
-class Status(StatusModel):
-    phase: PipelinePhase = "Pending"
-    progress: str = ""
-    """Finished stages / all stages, e.g. 5/7."""
-    headline: str = ""
-    """The most recent headline metric, e.g. test_accuracy=0.97."""
-    sweeps: str = ""
-    """Sweep progress, e.g. tune 5/12."""
-    run_id: str | None = None
-    """The run in progress (or last finished): its summary is runs/<runId>.json in the store."""
-    spec_digest: str | None = None
-    """Digest of the spec the run was started for (all of it but suspend): a new digest starts a new run."""
-    observed_generation: int | None = None
-    stages: list[StageStatus] = []
-    conditions: list[Condition] = []
-    message: str = ""
-
-
-PRINTER_COLUMNS: list[dict[str, object]] = [
-    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-    {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
-    {"name": "Metric", "type": "string", "jsonPath": ".status.headline"},
-    {"name": "Sweep", "type": "string", "jsonPath": ".status.sweeps"},
-    {"name": "Run", "type": "string", "jsonPath": ".status.runId", "priority": 1},
-    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-]
-

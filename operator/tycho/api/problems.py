@@ -1,6 +1,6 @@
-"""What is wrong with a manifest, in words: each problem names the field path, what is
-wrong and the fix. Kept apart from validation (and its pydantic models) so the CLI can
-report problems without importing them.
+"""What is wrong with a manifest or a command's input, in words: each problem names the
+field path (or the flag), what is wrong and the fix. Kept apart from validation (and its
+pydantic models) so the CLI can report problems without importing them.
 """
 
 from __future__ import annotations
@@ -20,9 +20,14 @@ class Problem:
         return f"{self.path}: {self.message} (fix: {self.fix})"
 
 
-class InvalidManifest(Exception):
-    """Raised with every problem found, so a user fixes them all in one pass."""
+class InvalidInput(Exception):
+    """Input Tycho cannot use (a command-line flag, a ``--set``, a setting), raised with
+    every problem found, so a user fixes them all in one pass. The CLI exits 2 with it."""
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class InvalidManifest(InvalidInput):
+    """A manifest Tycho refuses: nothing of it runs."""

@@ -13,10 +13,16 @@ from __future__ import annotations
 import re
 import urllib.parse
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from tycho.api import models
+if TYPE_CHECKING:
+    from tycho.api import models
 
 Found = tuple[str, str, str]
+
+DEFAULT_STORE_URL = "file://.tycho/store"
+"""The store of a manifest that names none, and of the CLI without ``--store``: under the
+working directory (the only place a relative store URL is accepted)."""
 
 _COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"(?:{_COMPONENT}(?:\.{_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
@@ -49,14 +55,20 @@ def image(value: str, path: str) -> Iterable[Found]:
         yield (path, "a sha256 image digest has 64 lowercase hex digits", "copy the digest from the registry")
 
 
-def url(value: str, path: str, schemes: tuple[str, ...], default: str | None = None) -> Iterable[Found]:
+def url(value: str, path: str, schemes: tuple[str, ...], default: str | None = None,
+        relative_ok: bool = False) -> Iterable[Found]:
+    """What is wrong with a URL a manifest or a flag gives. ``relative_ok``: a path on this
+    machine relative to the working directory is fine (a flag, never a manifest)."""
     if value == default:
         return
     parts = urllib.parse.urlsplit(value)
     scheme = parts.scheme.lower()
+    if not value.strip():
+        yield (path, "is empty", "give a file:///PATH or an object store URL such as s3://BUCKET/PREFIX")
+        return
     if "://" not in value:
-        if value.startswith("/"):
-            return  # an absolute local path
+        if value.startswith("/") or relative_ok:
+            return  # a local path
         yield (path, f"{value!r} is a relative path", "give an absolute file:///PATH or an object store URL")
         return
     if scheme not in schemes:
@@ -70,7 +82,7 @@ def url(value: str, path: str, schemes: tuple[str, ...], default: str | None = N
         yield (path, "the URL carries a signature or token in its query",
                "do not put credentials in URLs: they are recorded in provenance; grant access through the store's "
                "credentials instead")
-    if scheme == "file" and not value.startswith("file:///"):
+    if scheme == "file" and not value.startswith("file:///") and not relative_ok:
         yield (path, f"{value!r} is a relative path", "give an absolute file:///PATH (relative to what? the "
                "operator and a laptop disagree)")
     if ".." in parts.path.split("/"):
@@ -88,7 +100,7 @@ def env_value(var: models.EnvVar, path: str) -> Iterable[Found]:
 
 
 def check(spec: models.Spec) -> Iterable[Found]:
-    yield from url(spec.storage.url, "spec.storage.url", STORE_SCHEMES, default=models.Storage().url)
+    yield from url(spec.storage.url, "spec.storage.url", STORE_SCHEMES, default=DEFAULT_STORE_URL)
     for i, stage in enumerate(spec.stages):
         base = f"spec.stages[{i}]"
         yield from image(stage.image, f"{base}.image")

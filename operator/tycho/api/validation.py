@@ -8,7 +8,6 @@ by the operator before it creates any Job, so a rejected manifest never half-run
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import gc
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -17,19 +16,18 @@ from typing import Any, Literal
 import pydantic
 import yaml
 
-from tycho.api import dag, models, references, yamlload
+from tycho.api import dag, models, references, schema, yamlload
 from tycho.api.problems import InvalidManifest, Problem
 
-DNS_LABEL = re.compile(models.DNS_LABEL)
-DNS_SUBDOMAIN = re.compile(models.DNS_SUBDOMAIN)
-FILE_NAME = re.compile(models.FILE_NAME)
-ENV_NAME = re.compile(models.ENV_NAME)
-QUANTITY = re.compile(models.QUANTITY)
-SHA256 = re.compile(models.SHA256)
+DNS_LABEL = re.compile(schema.DNS_LABEL)
+DNS_SUBDOMAIN = re.compile(schema.DNS_SUBDOMAIN)
+FILE_NAME = re.compile(schema.FILE_NAME)
+ENV_NAME = re.compile(schema.ENV_NAME)
+QUANTITY = re.compile(schema.QUANTITY)
+SHA256 = re.compile(schema.SHA256)
 # Job names carry pipeline, stage and 10 hex digits of the cache key; they label pods (63 max).
 JOB_NAME_BUDGET = 63 - 12
 RESERVED_ENV_PREFIX = "TYCHO_"
-SWEEP_OVERRIDES = ("trials", "parallelism", "seed")
 
 
 def _loc_to_path(loc: Iterable[int | str]) -> str:
@@ -126,14 +124,16 @@ def _check_stage_fields(spec: models.Spec) -> Iterable[Problem]:
         for j, env in enumerate(stage.env):
             path = f"{base}.env[{j}]"
             if not ENV_NAME.match(env.name):
-                yield Problem(f"{path}.name", f"{env.name!r} is not a valid variable name", "use [A-Za-z_][A-Za-z0-9_]*")
+                yield Problem(f"{path}.name", f"{env.name!r} is not a valid variable name",
+                              "use [A-Za-z_][A-Za-z0-9_]*")
             if env.name.startswith(RESERVED_ENV_PREFIX):
                 yield Problem(f"{path}.name", f"{env.name!r} uses the reserved prefix TYCHO_", "rename the variable")
             if (env.value is None) == (env.value_from is None):
                 yield Problem(path, "needs exactly one of value and valueFrom", "set value, or valueFrom.secretKeyRef")
         for key, value in stage.params.items():
             if isinstance(value, list) and len({type(v) for v in value}) > 1:
-                yield Problem(f"{base}.params.{key}", "list mixes types " + ", ".join(sorted({type(v).__name__ for v in value})),
+                yield Problem(f"{base}.params.{key}",
+                              "list mixes types " + ", ".join(sorted({type(v).__name__ for v in value})),
                               "make every element the same type")
         for j, inp in enumerate(stage.inputs):
             path = f"{base}.inputs[{j}]"
@@ -212,7 +212,7 @@ def _check_sweep(stage: models.Stage, base: str) -> Iterable[Problem]:
             elif p.type == "int" and (p.low != int(p.low) or p.high != int(p.high)):
                 yield Problem(where, "an int range needs whole-number bounds", "use whole numbers or type: float")
         current = stage.params.get(name)
-        if current is not None and p.values is not None and any(not _same_type(current, v) for v in p.values):
+        if current is not None and p.values is not None and any(not same_type(current, v) for v in p.values):
             yield Problem(f"{where}.values", f"values are not all {type(current).__name__}, the type of "
                           f"params.{name}", f"give {type(current).__name__} values")
     if sweep.algorithm == "grid":
@@ -318,50 +318,8 @@ def _escape(text: str) -> str:
     return "".join(c if c.isprintable() or c in "\n\t" else f"\\x{ord(c):02x}" for c in text)
 
 
-def apply_overrides(pipeline: models.ExperimentPipeline, overrides: Mapping[str, str]) -> models.ExperimentPipeline:
-    """Apply ``STAGE.PARAM=VALUE`` overrides, keeping each param's declared type.
-
-    Values are parsed as YAML scalars/lists; a value of another type than the manifest's
-    is a problem (``epochs=abc`` when epochs is an int), so a typo never silently runs.
-    ``STAGE.sweep.trials=N`` (also ``parallelism``, ``seed``) changes a sweep.
-    """
-    problems: list[Problem] = []
-    stages = {s.name: s for s in pipeline.spec.stages}
-    updated = pipeline.model_copy(deep=True)
-    by_name = {s.name: s for s in updated.spec.stages}
-    for target, raw in overrides.items():
-        stage_name, _, param = target.partition(".")
-        path = f"--set {target}"
-        if stage_name not in stages or not param:
-            problems.append(Problem(path, "unknown stage", "use STAGE.PARAM=VALUE with one of: " + ", ".join(stages)))
-            continue
-        value = yaml.safe_load(raw) if raw.strip() else ""
-        if param.startswith("sweep."):
-            field = param.removeprefix("sweep.")
-            sweep = by_name[stage_name].sweep
-            if sweep is None or field not in SWEEP_OVERRIDES:
-                problems.append(Problem(path, "not a sweep setting that can be overridden" if sweep else
-                                        "the stage has no sweep", "use STAGE.sweep.trials, .parallelism or .seed"
-                                        if sweep else "override params with STAGE.PARAM=VALUE"))
-            elif isinstance(value, bool) or not isinstance(value, int):
-                problems.append(Problem(path, f"expected int, got {value!r}", "give a whole number"))
-            else:
-                setattr(sweep, field, value)
-            continue
-        current = stages[stage_name].params.get(param)
-        if current is not None and not _same_type(current, value):
-            problems.append(Problem(path, f"expected {type(current).__name__}, got {value!r}",
-                                    f"give a {type(current).__name__} value like {current!r}"))
-            continue
-        if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        by_name[stage_name].params[param] = value
-    if problems:
-        raise InvalidManifest(problems)
-    return check(updated.model_dump(by_alias=True, exclude_none=True))
-
-
-def _same_type(current: Any, value: Any) -> bool:
+def same_type(current: Any, value: Any) -> bool:
+    """Whether ``value`` may replace ``current`` (a sweep value, a ``--set``): ints for floats too."""
     if isinstance(current, bool) or isinstance(value, bool):
         return isinstance(current, bool) and isinstance(value, bool)
     if isinstance(current, float):

@@ -13,6 +13,7 @@ from typing import Any
 import pydantic
 from pydantic import alias_generators
 
+from tycho.api import phases
 from tycho.board import graph, state, tables, verification
 from tycho.index import lookups, query, rows
 from tycho.provenance import documents, media
@@ -83,11 +84,11 @@ def stage_graph(summary: documents.RunSummary, run_id: str) -> graph.Layout:
     ups = show.upstream_of(summary)
     nodes = []
     for s in rows.ordered(summary):
-        sub = {"Cached": "cache hit", "Succeeded": "ran"}.get(s.phase, s.phase)
+        sub = phases.label(s.phase)
         if s.phase == "Succeeded" and s.started_at and s.finished_at:
             sub += f" {show.seconds_between(s.started_at, s.finished_at) or 0:.0f}s"
         if s.trials:
-            done = sum(t.phase in ("Succeeded", "Cached", "Stopped") for t in s.trials)
+            done = sum(t.phase in phases.TRIAL_FINISHED for t in s.trials)
             sub += f" · {done}/{len(s.trials)} trials"
         nodes.append(graph.Node(id=s.name, label=s.name, sub=sub, kind=s.phase, href=f"#stage-{s.name}"))
     return graph.layout(nodes, ups)

@@ -169,7 +169,8 @@ def app(store_url: str, *, logs: Path | None = None, index_path: str | None = No
         if kind in (media.HTML, media.SVG) or not (media.is_image(kind) or media.is_text(kind)):
             headers["Content-Security-Policy"] = "sandbox allow-scripts; default-src 'self' 'unsafe-inline' data:"
         if q(request, "download"):
-            headers["Content-Disposition"] = f'attachment; filename="{q(request, "name") or request.path_params["sha256"]}"'
+            headers["Content-Disposition"] = (
+                f'attachment; filename="{q(request, "name") or request.path_params["sha256"]}"')
         return Response(data, media_type=kind, headers=headers)
 
     def plotly(request: Request) -> Response:

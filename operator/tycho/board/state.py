@@ -55,7 +55,7 @@ class Board:
             try:
                 self.writer.sync()
                 self.verify_some()
-            except Exception as err:  # keep serving what the index has; say why once per failure
+            except Exception as err:  # noqa: BLE001 - keep serving what the index has; say why once per failure
                 print(f"tycho board: index sync failed: {err}", flush=True)
 
     def verify_some(self, limit: int = VERIFY_PER_SYNC) -> int:

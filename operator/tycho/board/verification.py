@@ -16,6 +16,7 @@ from typing import Literal, Protocol
 
 import pydantic
 
+from tycho.api import phases
 from tycho.provenance import audit, documents, store as store_mod
 
 State = Literal["ok", "failed", "unchecked"]
@@ -54,7 +55,7 @@ class StoreVerifier:
     def check(self, store: store_mod.Store, summary: documents.RunSummary) -> Verification:
         from tycho.reports import verify
 
-        if summary.phase not in documents.FINISHED or summary.phase == "Lost":
+        if summary.phase not in phases.RUN_FINISHED or summary.phase == "Lost":
             return Verification(state="unchecked", checks=[f"not checked while the run is {summary.phase}"])
         if self._trusted is None:
             self._trusted = self._keys(store)

@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from tycho.api import models
+from tycho.api import status as xp
 from tycho.provenance import metrics as metrics_mod
 
 
@@ -24,7 +24,7 @@ class Event:
     message: str
 
 
-def _stage_event(old: models.StageStatus | None, new: models.StageStatus) -> Event | None:
+def _stage_event(old: xp.StageStatus | None, new: xp.StageStatus) -> Event | None:
     before = old.phase if old is not None else "Pending"
     if before == new.phase:
         if new.phase == "Running" and old is not None and new.attempts > old.attempts:
@@ -49,7 +49,7 @@ def _stage_event(old: models.StageStatus | None, new: models.StageStatus) -> Eve
     return None
 
 
-def _pipeline_event(old: models.Status, new: models.Status) -> Event | None:
+def _pipeline_event(old: xp.Status, new: xp.Status) -> Event | None:
     if old.phase == new.phase:
         return None
     if new.phase == "Succeeded":
@@ -65,7 +65,7 @@ def _pipeline_event(old: models.Status, new: models.Status) -> Event | None:
     return None
 
 
-def _check_events(old: models.StageStatus | None, new: models.StageStatus) -> list[Event]:
+def _check_events(old: xp.StageStatus | None, new: xp.StageStatus) -> list[Event]:
     """A warning per check a stage newly reported (its codes, for kubectl describe)."""
     seen = {(c.code, c.message) for c in (old.checks if old is not None else [])}
     return [Event("Warning", "StageCheck", f"stage {new.name}: {c.code} ({c.severity}): {c.message}")
@@ -93,7 +93,7 @@ def manifest(ref: Mapping[str, Any], event: Event, now: str, instance: str) -> d
             "firstTimestamp": now, "lastTimestamp": now, "eventTime": now, "count": 1}
 
 
-def build(old: models.Status, new: models.Status) -> list[Event]:
+def build(old: xp.Status, new: xp.Status) -> list[Event]:
     out: list[Event] = []
     if new.run_id and new.run_id != old.run_id:
         out.append(Event("Normal", "RunStarted", f"run {new.run_id} (generation {new.observed_generation})"))

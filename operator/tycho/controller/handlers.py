@@ -96,7 +96,7 @@ class Poster:
 
     def _send(self, ref: dict[str, Any], event: events.Event) -> None:
         # eventTime is a MicroTime: the API server wants exactly six digits of fraction
-        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
         try:
             self.kube.post_event(events.manifest(ref, event, now, self.instance))
         except Exception as err:  # noqa: BLE001 - an Event is never worth failing anything for

@@ -11,7 +11,7 @@ import threading
 
 import prometheus_client as prom
 
-from tycho.api import models
+from tycho.api import phases, status as xp
 
 RECONCILE_SECONDS = prom.Histogram(
     "tycho_reconcile_duration_seconds", "Time to reconcile one pipeline (read, plan, apply).",
@@ -24,7 +24,6 @@ API_CALLS = prom.Counter("tycho_api_calls_total", "Requests the operator sent to
 WATCH_REQUESTS = prom.Counter("tycho_watch_requests_total", "LIST and WATCH requests of the Job informer "
                                "(what keeps its cache current; no reconcile makes these).", ["verb"])
 STAGE_FAILURES = prom.Counter("tycho_stage_failures_total", "Stages that failed after their retries.")
-PHASES = ("Pending", "Running", "Succeeded", "Failed", "Cached", "Skipped", "Cancelled", "Suspended")
 
 _lock = threading.Lock()
 _by_pipeline: dict[str, collections.Counter[str]] = {}
@@ -35,7 +34,7 @@ def serve(port: int) -> None:
     prom.start_http_server(port)
 
 
-def observe_stages(pipeline_key: str, status: models.Status | None) -> None:
+def observe_stages(pipeline_key: str, status: xp.Status | None) -> None:
     """Replace one pipeline's contribution to the stage gauge (None: pipeline gone)."""
     with _lock:
         if status is None:
@@ -45,11 +44,11 @@ def observe_stages(pipeline_key: str, status: models.Status | None) -> None:
         total: collections.Counter[str] = collections.Counter()
         for counts in _by_pipeline.values():
             total.update(counts)
-    for phase in PHASES:
+    for phase in phases.STAGE_PHASES:
         STAGES.labels(phase=phase).set(total.get(phase, 0))
 
 
-def count_transitions(old: models.Status, new: models.Status) -> None:
+def count_transitions(old: xp.Status, new: xp.Status) -> None:
     before = {s.name: s.phase for s in old.stages} if old.run_id == new.run_id else {}
     for stage in new.stages:
         if before.get(stage.name) != stage.phase:

@@ -5,8 +5,9 @@ Jobs as the operator's watch-fed indexes hold them — and from the run's
 summary in the store, never from what an earlier call intended, so it is safe on any
 event, any number of times, and after a crash. Reading the world costs no API call; an
 idle reconcile makes none. The API calls are the step's: create or delete Jobs, read the
-pods of a Job that just finished (once), and write the status when it changed. Runs in a worker thread (``tycho.controller.queue``):
-it blocks on the store and the API server, never on the event loop.
+pods of a Job that just finished (once), and write the status when it changed. Runs in a
+worker thread (``tycho.controller.queue``): it blocks on the store and the API server, never
+on the event loop.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from tycho.api import models, problems, validation
+from tycho.api import models, phases, problems, status as xp, validation
 from tycho.controller import events, metrics, runbook, status as status_mod
 from tycho.engine import identity, lookup, model, prepare, scheduler
 from tycho.executors import kube as kube_executor
 from tycho.kube import client, jobs, naming, policy
-from tycho.provenance import documents, runs, store as store_mod
+from tycho.provenance import documents, store as store_mod
 from tycho.settings import Settings
 
 log = logging.getLogger("tycho.operator")
@@ -65,7 +66,7 @@ class Reconciler:
         self.runs = runbook.RunBook()
         self.memory = kube_executor.Memory()
         self._stores: dict[str, store_mod.Store] = {}
-        self._written: dict[str, tuple[str, models.Status]] = {}  # "ns/name" -> (uid, status this process wrote)
+        self._written: dict[str, tuple[str, xp.Status]] = {}  # "ns/name" -> (uid, status this process wrote)
         self._checked: collections.OrderedDict[tuple[str, Any], Checked] = collections.OrderedDict()
         self._lock = threading.Lock()
 
@@ -83,7 +84,7 @@ class Reconciler:
                 self._stores[url] = store_mod.Store(url)
             return self._stores[url]
 
-    def _prior(self, key: str, body: Mapping[str, Any]) -> models.Status:
+    def _prior(self, key: str, body: Mapping[str, Any]) -> xp.Status:
         """The newest status: the one this process last wrote (the watch may lag behind it)."""
         uid = str(body["metadata"].get("uid"))
         with self._lock:
@@ -123,7 +124,7 @@ class Reconciler:
         executor = kube_executor.KubeExecutor(
             kube=self.kube, settings=self.settings, pipeline=pipeline, store=store,
             jobs={n: j for n, j in world.jobs.items() if naming.owned_by(j, uid)}, memory=self.memory,
-            settled={s.cache_key for s in summary.stages.values() if s.phase in documents.DONE and s.cache_key})
+            settled={s.cache_key for s in summary.stages.values() if s.phase in phases.DONE and s.cache_key})
         plan = scheduler.step(context(pipeline, summary, store, executor, force=bool(reproduces)), model.Observed(
             stages=summary.stages, executions=executor.observe(), lookup=lookup.StoreLookup(store, executor.admit),
             now=now, suggest=lookup.StoreSuggestions(store)))
@@ -165,7 +166,7 @@ class Reconciler:
                 self._checked.popitem(last=False)
         return result
 
-    def _write(self, key: str, body: Mapping[str, Any], prior: models.Status, new: models.Status) -> None:
+    def _write(self, key: str, body: Mapping[str, Any], prior: xp.Status, new: xp.Status) -> None:
         """Write the status only when it changed (``prior`` is the newest known, see ``_prior``)."""
         doc = status_mod.dump(new)
         if doc != status_mod.dump(prior) or (key not in self._written and doc != body.get("status")):

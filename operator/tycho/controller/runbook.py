@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from tycho.api import models
+from tycho.api import models, status as xp
 from tycho.engine import identity, model, scheduler
 from tycho.provenance import documents, layout, runs, signing, store as store_mod
 
@@ -43,7 +43,7 @@ class RunBook:
         return summary
 
     def current(self, store: store_mod.Store, pipeline: models.ExperimentPipeline, digest: str,
-                prior: models.Status, now: str, external: Callable[[models.ExperimentPipeline], dict[str, str]],
+                prior: xp.Status, now: str, external: Callable[[models.ExperimentPipeline], dict[str, str]],
                 reproduces: str | None = None) -> documents.RunSummary:
         """The summary of the run the pipeline is in, started (and stored) if it is new.
         ``digest`` is ``tycho.engine.scheduler.spec_digest`` of its spec."""
@@ -83,7 +83,8 @@ class RunBook:
         with self._lock:
             self._cache[summary.run_id] = summary
 
-    def record(self, store: store_mod.Store, summary: documents.RunSummary, plan: model.Plan, now: str) -> documents.RunSummary:
+    def record(self, store: store_mod.Store, summary: documents.RunSummary, plan: model.Plan,
+               now: str) -> documents.RunSummary:
         """Fold a step's results into the summary; writes it only when something changed."""
         finished = plan.phase != "Running"
         updated = summary.model_copy(update={

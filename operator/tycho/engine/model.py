@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import pydantic
 
-from tycho.api import models
+from tycho.api import models, phases
 from tycho.engine import search
 from tycho.provenance import documents
 from tycho.stage import invocation
@@ -102,7 +102,7 @@ class Plan:
     """The answer of one step: the stage results now, and what to do."""
 
     stages: dict[str, documents.StageResult]
-    phase: documents.RunPhase
+    phase: phases.RunPhase
     start: list[Start] = dataclasses.field(default_factory=list)
     cancel: list[str] = dataclasses.field(default_factory=list)
     waiting_for_deletion: bool = False

@@ -24,7 +24,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from tycho.api import dag, models
+from tycho.api import dag, models, phases
 from tycho.engine import model, sweep
 from tycho.planning import cachekey
 from tycho.provenance import documents
@@ -60,15 +60,15 @@ def _waits_for(stage: models.Stage, outputs: Mapping[str, object]) -> str:
     return "waits for " + ", ".join(upstream)
 
 
-def run_phase(stages: Mapping[str, documents.StageResult], cancel: bool) -> documents.RunPhase:
-    phases = {s.phase for s in stages.values()}
-    if "Running" in phases:
+def run_phase(stages: Mapping[str, documents.StageResult], cancel: bool) -> phases.RunPhase:
+    seen = {s.phase for s in stages.values()}
+    if "Running" in seen:
         return "Running"
-    if phases <= set(documents.DONE):
+    if seen <= set(phases.DONE):
         return "Succeeded"
-    if "Failed" in phases:
+    if "Failed" in seen:
         return "Failed"
-    if cancel or "Cancelled" in phases:
+    if cancel or "Cancelled" in seen:
         return "Cancelled"
     return "Running"
 
@@ -96,11 +96,12 @@ class Pass:
         for name in dag.order(self.deps):
             result = self.stage(self.by_name[name], self.obs.stages.get(name) or documents.StageResult(name=name))
             self.plan.stages[name] = result
-            if result.phase in documents.DONE:
+            if result.phase in phases.DONE:
                 self.outputs[name] = dict(result.outputs)
                 self.producers[name] = result.record or ""
         for ex in self.obs.executions.values():
-            if ex.id not in self.claimed and ex.phase == "Running" and not ex.deleting and ex.id not in self.plan.cancel:
+            if (ex.id not in self.claimed and ex.phase == "Running" and not ex.deleting
+                    and ex.id not in self.plan.cancel):
                 self.plan.cancel.append(ex.id)  # an execution this run no longer needs
         self._settle()
         return self.plan
@@ -115,7 +116,7 @@ class Pass:
         if stage.sweep is not None:
             parts["sweep"] = stage.sweep.model_dump(mode="json", by_alias=True)
         key = cachekey.key(parts)
-        if prior.cache_key == key and prior.phase in (*documents.DONE, "Failed", "Cancelled"):
+        if prior.cache_key == key and prior.phase in (*phases.DONE, "Failed", "Cancelled"):
             return prior.model_copy(update={"key_components": parts})
         if stage.sweep is not None:
             return sweep.step(self, stage, prior, digests, key, parts)
@@ -143,7 +144,7 @@ class Pass:
         if self.obs.cancel:
             return base.model_copy(update={"phase": "Skipped", "message": "not started: the run was cancelled"}), None
         if self.spec.suspend:
-            phase: documents.StagePhase = "Suspended" if prior.phase in ("Running", "Suspended") else "Pending"
+            phase: phases.StagePhase = "Suspended" if prior.phase in ("Running", "Suspended") else "Pending"
             return base.model_copy(update={"phase": phase, "message": "pipeline suspended"}), None
         if self.failed:
             return base.model_copy(update={"message": "not started: a stage of this run failed"}), None
@@ -170,7 +171,8 @@ class Pass:
         return base.model_copy(update={"phase": "Running", "execution": exec_id, "attempts": 1, "cache_hit": False,
                                        "started_at": self.obs.now, "finished_at": None, "message": reason}), None
 
-    def follow(self, base: documents.StageResult, ex: model.Execution, prior: documents.StageResult) -> documents.StageResult:
+    def follow(self, base: documents.StageResult, ex: model.Execution,
+               prior: documents.StageResult) -> documents.StageResult:
         """The result of a stage whose execution exists."""
         same_run = ex.run_id == self.ctx.run_id
         base = base.model_copy(update={"execution": ex.id, "attempts": ex.attempts, "cache_hit": not same_run,

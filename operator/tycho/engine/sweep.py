@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tycho.api import models
+from tycho.api import models, phases
 from tycho.engine import search
 from tycho.planning import cachekey
 from tycho.provenance import documents
@@ -23,9 +23,6 @@ from tycho.stage import invocation
 
 if TYPE_CHECKING:
     from tycho.engine.scheduler import Pass
-
-FINISHED: tuple[documents.TrialPhase, ...] = ("Succeeded", "Cached", "Stopped", "Failed")
-
 
 def _told(t: documents.TrialResult) -> search.Told:
     outcome: search.TrialOutcome = {"Stopped": "pruned", "Failed": "failed"}.get(t.phase, "complete")  # type: ignore[assignment]
@@ -48,7 +45,7 @@ def step(p: Pass, stage: models.Stage, prior: documents.StageResult, digests: di
                   if e.stage == stage.name and e.trial is not None and e.phase == "Running" and not e.deleting)
     trials: list[documents.TrialResult] = []
     for batch, indices in enumerate(search.batches(sw)):
-        if barrier and any(t.phase not in FINISHED for t in trials):
+        if barrier and any(t.phase not in phases.TRIAL_FINISHED for t in trials):
             trials += [documents.TrialResult(index=i, params={}, message=f"waits for batch {batch} (trials "
                                              f"{indices.start - sw.parallelism}-{indices.start - 1}) to finish")
                        for i in indices]
@@ -61,10 +58,10 @@ def step(p: Pass, stage: models.Stage, prior: documents.StageResult, digests: di
     base = documents.StageResult(name=stage.name, cache_key=key, key_components=parts,
                                  started_at=prior.started_at or p.obs.now, trials=trials,
                                  image=p.ctx.images.get(stage.name))
-    done = [t for t in trials if t.phase in FINISHED]
+    done = [t for t in trials if t.phase in phases.TRIAL_FINISHED]
     if len(done) < len(trials):
         active = sum(t.phase == "Running" for t in trials)
-        phase: documents.StagePhase = "Running" if active else prior.phase if prior.phase in (
+        phase: phases.StagePhase = "Running" if active else prior.phase if prior.phase in (
             "Suspended", "Skipped") else "Pending"
         if phase == "Pending" and any(t.phase == "Cancelled" for t in trials):
             phase = "Cancelled"
@@ -76,7 +73,7 @@ def step(p: Pass, stage: models.Stage, prior: documents.StageResult, digests: di
         return base.model_copy(update={"phase": "Failed", "finished_at": p.obs.now, "message": (
             f"no trial completed with a value of {sw.objective.metric} ({failed} failed, {stopped} stopped early)")})
     best = trials[winner.index]
-    complete = sum(t.phase in ("Succeeded", "Cached") for t in trials)
+    complete = sum(t.phase in phases.TRIAL_COMPLETE for t in trials)
     word = "highest" if sw.objective.goal == "maximize" else "lowest"
     selection = documents.Selection(
         trial=best.index, metric=sw.objective.metric, goal=sw.objective.goal, value=float(best.objective or 0.0),
@@ -103,7 +100,7 @@ def _trial(p: Pass, stage: models.Stage, index: int, swept: dict[str, Any],
         parts["earlyStopping"] = rule.model_dump(mode="json")
     key = cachekey.key(parts)
     base = documents.TrialResult(index=index, params=swept, cache_key=key)
-    if prior is not None and prior.cache_key == key and prior.phase in FINISHED:
+    if prior is not None and prior.cache_key == key and prior.phase in phases.TRIAL_FINISHED:
         return prior, running
     as_stage = documents.StageResult(name=stage.name, phase=prior.phase if prior and prior.phase in (
         "Running", "Pending") else "Pending", execution=prior.execution if prior else None,
@@ -113,7 +110,7 @@ def _trial(p: Pass, stage: models.Stage, index: int, swept: dict[str, Any],
     result, entry = p.unit(unit, key, parts, digests, as_stage, trial=index, objective=sw.objective.metric,
                            rule=rule, room=running < sw.parallelism)
     running += len(p.plan.start) - started
-    phase: documents.TrialPhase = result.phase if result.phase in (
+    phase: phases.TrialPhase = result.phase if result.phase in (
         "Pending", "Running", "Succeeded", "Cached", "Failed", "Cancelled") else "Pending"
     update: dict[str, Any] = {
         "phase": phase, "cache_hit": result.cache_hit, "execution": result.execution, "attempts": result.attempts,
@@ -126,5 +123,6 @@ def _trial(p: Pass, stage: models.Stage, index: int, swept: dict[str, Any],
             bar = rule.thresholds.get(entry.stopped) if rule else None
             update.update(phase="Stopped", stopped_at=entry.stopped, objective=None, message=(
                 f"stopped early at step {entry.stopped}: its best {sw.objective.metric} so far was worse than the "
-                f"median of earlier batches ({bar:.6g})" if bar is not None else f"stopped early at step {entry.stopped}"))
+                f"median of earlier batches ({bar:.6g})" if bar is not None
+                else f"stopped early at step {entry.stopped}"))
     return base.model_copy(update=update), running

@@ -28,14 +28,14 @@ from pathlib import Path
 
 from tycho.executors import engines, process
 from tycho.provenance import store as store_mod
-from tycho.stage import wrapper
+from tycho.stage import fetch as fetch_mod, publish as publish_mod, supervise, work as work_mod
 from tycho.stage.invocation import Invocation, Result
 
 ENGINE_ERROR = 125
 """podman's and docker's exit status when the engine itself failed (bad image, option, ...)."""
 
 
-def execute(inv: Invocation, run: engines.ContainerRun, log: wrapper.Log,
+def execute(inv: Invocation, run: engines.ContainerRun, log: work_mod.Log,
             stop: threading.Event | None = None) -> Result:
     """fetch → run (in the container) → publish. Raises StageFailed or StageCancelled."""
     stop = stop or threading.Event()
@@ -43,13 +43,13 @@ def execute(inv: Invocation, run: engines.ContainerRun, log: wrapper.Log,
     # ignore_cleanup_errors: with docker as a non-root user, out/ holds files of uid 10001
     with tempfile.TemporaryDirectory(prefix=f"tycho-{inv.stage}-", ignore_cleanup_errors=True) as tmp:
         root = Path(tmp)
-        work = wrapper.Work(root)
-        wrapper.fetch(inv, store, work)
+        work = work_mod.Work(root)
+        fetch_mod.fetch(inv, store, work)
         invocation = root / "invocation.json"
         invocation.write_text(inv.model_dump_json())
         _share(root, run.engine)
         done = threading.Event()
-        live = threading.Thread(target=wrapper.live, args=(inv, store, work, done), daemon=True, name="live")
+        live = threading.Thread(target=supervise.live, args=(inv, store, work, done), daemon=True, name="live")
         live.start()
         try:
             code, began = _run(inv, run, root, invocation, log, stop)
@@ -57,13 +57,13 @@ def execute(inv: Invocation, run: engines.ContainerRun, log: wrapper.Log,
             done.set()
             live.join(timeout=30)
         if stop.is_set():
-            raise wrapper.StageCancelled(f"stage {inv.stage!r} was cancelled")
-        wrapper.check_out(inv, work)  # before anything here reads what the container left
+            raise work_mod.StageCancelled(f"stage {inv.stage!r} was cancelled")
+        work_mod.check_out(inv, work)  # before anything here reads what the container left
         if began is not None:
             log(f"[tycho] container: the wrapper started {began:.2f}s after {run.engine.name} run")
         if code != 0:
-            raise wrapper.StageFailed(_failure(inv, run, work, code))
-        return wrapper.publish(inv, store, work, log)
+            raise work_mod.StageFailed(_failure(inv, run, work, code))
+        return publish_mod.publish(inv, store, work, log)
 
 
 def _share(root: Path, engine: engines.Engine) -> None:
@@ -81,7 +81,7 @@ def _share(root: Path, engine: engines.Engine) -> None:
         out.chmod(0o777)
 
 
-def _run(inv: Invocation, run: engines.ContainerRun, root: Path, invocation: Path, log: wrapper.Log,
+def _run(inv: Invocation, run: engines.ContainerRun, root: Path, invocation: Path, log: work_mod.Log,
          stop: threading.Event) -> tuple[int, float | None]:
     """The run phase in its container; (exit status, seconds from the engine command to the
     wrapper's start inside, when it started)."""
@@ -89,9 +89,9 @@ def _run(inv: Invocation, run: engines.ContainerRun, root: Path, invocation: Pat
     started = time.time()
     if stop.is_set():  # cancelled while fetching: start nothing
         return 0, None
-    proc = subprocess.Popen(engines.run_args(run, str(root), str(invocation), wrapper.GRACE_SECONDS), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, errors="replace",
-                            preexec_fn=process.stop_with_parent)
+    proc = subprocess.Popen(engines.run_args(run, str(root), str(invocation), supervise.GRACE_SECONDS),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+                            errors="replace", preexec_fn=process.stop_with_parent)
 
     def pump() -> None:
         assert proc.stdout is not None
@@ -108,7 +108,7 @@ def _run(inv: Invocation, run: engines.ContainerRun, root: Path, invocation: Pat
             except subprocess.TimeoutExpired:
                 pass
             if stop.is_set():
-                engines.stop(engine, run.name, wrapper.GRACE_SECONDS + 1)
+                engines.stop(engine, run.name, supervise.GRACE_SECONDS + 1)
                 try:  # a stop that found no container yet (still being created) stopped nothing
                     code = proc.wait(timeout=2)
                 except subprocess.TimeoutExpired:
@@ -131,7 +131,7 @@ def _run(inv: Invocation, run: engines.ContainerRun, root: Path, invocation: Pat
     return code, began
 
 
-def _failure(inv: Invocation, run: engines.ContainerRun, work: wrapper.Work, code: int) -> str:
+def _failure(inv: Invocation, run: engines.ContainerRun, work: work_mod.Work, code: int) -> str:
     """Why the run phase failed, in the user's terms."""
     reason = ""
     if work.ran.is_file():

@@ -81,7 +81,8 @@ class ContainerExecutor(process.ProcessExecutor):
         cpus, memory = engines.limits(stage)
         gpu = stage.resources.gpu
         run = engines.ContainerRun(
-            engine=self.engine, image=self.resolve(stage.image).id, name=f"tycho-{start.execution}-{uuid.uuid4().hex[:6]}",
+            engine=self.engine, image=self.resolve(stage.image).id,
+            name=f"tycho-{start.execution}-{uuid.uuid4().hex[:6]}",
             labels={LABEL_RUNNER: self.runner, LABEL_RUN: inv.run_id, LABEL_STAGE: stage.name},
             cpus=cpus, memory=memory, gpus=gpu.count if gpu is not None else None, network=stage.network,
             workdir=self._workdir, code_dir=str(self._code_dir) if self._code_dir else None,

@@ -114,7 +114,8 @@ class KubeExecutor:
             done = self._finished(job, state, key)
         return model.Execution(
             id=str(meta.get("name")), stage=str(labels.get(naming.LABEL_STAGE, "")), cache_key=key,
-            run_id=job_watch.run_of(job), trial=_trial(annotations), phase=state.phase, deleting=job_watch.is_deleting(job),
+            run_id=job_watch.run_of(job), trial=_trial(annotations), phase=state.phase,
+            deleting=job_watch.is_deleting(job),
             attempts=state.attempts, started_at=state.started, finished_at=state.finished,
             message=done.message, result=done.result, image=done.image)
 

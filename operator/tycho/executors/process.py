@@ -112,9 +112,9 @@ class ProcessExecutor:
         inv_path.write_text(start.invocation.model_dump_json())
         log = logs / f"{start.stage.name}.log"
         popen = subprocess.Popen(
-            self.command(start, inv_path, result), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-            errors="replace", start_new_session=True, env={**os.environ, **self.extra_env},
-            preexec_fn=stop_with_parent)
+            self.command(start, inv_path, result), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, text=True, errors="replace", start_new_session=True,
+            env={**os.environ, **self.extra_env}, preexec_fn=stop_with_parent)
         proc = _Process(start, popen, result, log)
         with self._lock:
             self._procs[start.execution] = proc
@@ -125,16 +125,16 @@ class ProcessExecutor:
         return [sys.executable, "-m", "tycho", "stage-exec", "--invocation", str(invocation), "--result", str(result)]
 
     def _follow(self, proc: _Process) -> None:
-        from tycho.stage import wrapper
+        from tycho.stage import follow
 
         stage = proc.start.stage.name
         assert proc.popen.stdout is not None
         with open(proc.log_path, "w", encoding="utf-8") as log:
             for raw in proc.popen.stdout:
                 line = raw.rstrip("\n")
-                if line.startswith(wrapper.METRICS_PREFIX):
+                if line.startswith(follow.METRICS_PREFIX):
                     try:
-                        self.listener.metrics(stage, json.loads(line[len(wrapper.METRICS_PREFIX):]))
+                        self.listener.metrics(stage, json.loads(line[len(follow.METRICS_PREFIX):]))
                     except ValueError:
                         pass
                     continue
@@ -191,11 +191,11 @@ class ProcessExecutor:
             proc = self._procs.get(execution)
         if proc is None or proc.execution is not None or proc.cancelled:
             return
-        from tycho.stage import wrapper
+        from tycho.stage import supervise
 
         proc.cancelled = True
         _signal_group(proc.popen, signal.SIGTERM)
-        timer = threading.Timer(wrapper.GRACE_SECONDS + KILL_MARGIN, _signal_group, (proc.popen, signal.SIGKILL))
+        timer = threading.Timer(supervise.GRACE_SECONDS + KILL_MARGIN, _signal_group, (proc.popen, signal.SIGKILL))
         timer.daemon = True
         timer.start()
 
@@ -222,14 +222,14 @@ class ProcessExecutor:
             procs = list(self._procs.values())
         if not procs:
             return
-        from tycho.stage import wrapper
+        from tycho.stage import supervise
 
         for proc in procs:
             if proc.execution is None:
                 self.cancel(proc.start.execution)
         for proc in procs:
             try:
-                proc.popen.wait(timeout=wrapper.GRACE_SECONDS + 2 * KILL_MARGIN)
+                proc.popen.wait(timeout=supervise.GRACE_SECONDS + 2 * KILL_MARGIN)
             except subprocess.TimeoutExpired:
                 _signal_group(proc.popen, signal.SIGKILL)
 

@@ -49,7 +49,12 @@ class Column(Model):
 
 
 class QueryError(ValueError):
-    """A key, sort or filter the index cannot answer; the message says what is known."""
+    """A key, sort or filter the index cannot answer; the message says what is known and
+    ``flag`` which of the command's flags gave it."""
+
+    def __init__(self, message: str, flag: str = "--filter") -> None:
+        super().__init__(message)
+        self.flag = flag
 
 def _number(text: str) -> float | None:
     try:
@@ -183,7 +188,7 @@ def parse_sort(sort: str | None) -> tuple[str, bool]:
         return "created", False
     key, _, direction = sort.partition(":")
     if direction not in ("", "asc", "desc"):
-        raise QueryError(f"--sort {sort!r}: the direction after ':' is asc or desc")
+        raise QueryError(f"{sort!r}: the direction after ':' is asc or desc", "--sort")
     return key, direction == "asc"
 
 def where(c: Compiler, filter_texts: Sequence[str], pipeline: str | None, since: str | None, all_runs: bool,
@@ -199,9 +204,9 @@ def where(c: Compiler, filter_texts: Sequence[str], pipeline: str | None, since:
         c.params.append(pipeline)
     if since:
         try:
-            cutoff = (now or dt.datetime.now(dt.timezone.utc)) - dt.timedelta(seconds=filters.seconds(since))
+            cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(seconds=filters.seconds(since))
         except filters.FilterError as err:
-            raise QueryError(str(err)) from None
+            raise QueryError(str(err), "--since") from None
         clauses.append("r.created_at >= ?")
         c.params.append(cutoff.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
     if expr is not None:

@@ -19,9 +19,9 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
+from tycho.api import phases
 from tycho.provenance import layout
 
 if TYPE_CHECKING:
@@ -55,8 +55,6 @@ CREATE TABLE IF NOT EXISTS io(digest TEXT NOT NULL, run INTEGER NOT NULL, stage 
   name TEXT NOT NULL, PRIMARY KEY(digest, run, stage, role, name)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS io_by_run ON io(run);
 """
-FINISHED = ("Succeeded", "Failed", "Cancelled", "Superseded", "Lost")
-"""documents.FINISHED (kept here so listing needs no pydantic import; a test checks they agree)."""
 _RUN_COLUMNS = ("run_id", "pipeline", "owner", "phase", "created_at", "finished_at", "heartbeat_at", "executor",
                 "host", "pid", "namespace", "description", "message", "reproduces", "code_digest", "code_commit",
                 "spec_digest", "stages", "executed", "hits", "headline_name", "headline_value", "repeat_of",
@@ -193,10 +191,10 @@ class Index:
 
     def unverified(self, limit: int) -> list[str]:
         """Finished runs (newest first) that no verifier has answered for yet."""
-        marks = ",".join("?" * len(FINISHED))
+        marks = ",".join("?" * len(phases.RUN_FINISHED))
         return [r[0] for r in self.conn.execute(
             f"SELECT run_id FROM runs WHERE verified IS NULL AND phase IN ({marks}) AND phase != 'Lost' "
-            "ORDER BY created_at DESC LIMIT ?", (*FINISHED, limit))]
+            "ORDER BY created_at DESC LIMIT ?", (*phases.RUN_FINISHED, limit))]
 
     def set_verified(self, run_id: str, state: str) -> None:
         """A verifier's answer for a run ("ok" or "failed"), shown and filtered on as ``verified``."""
@@ -283,9 +281,10 @@ class Index:
         present = set(names)  # file names: set operations in C, no loop over 100,000 names in Python
         joined = self.conn.execute("SELECT group_concat(run_id || '.json', char(10)) FROM runs").fetchone()[0]
         indexed = set(joined.split("\n")) if joined else set()
-        marks = ",".join("?" * len(FINISHED))
+        marks = ",".join("?" * len(phases.RUN_FINISHED))
         open_runs = dict(self.conn.execute(
-            f"SELECT run_id, stamp FROM runs WHERE phase NOT IN ({marks}) OR phase = 'Lost'", FINISHED).fetchall())
+            f"SELECT run_id, stamp FROM runs WHERE phase NOT IN ({marks}) OR phase = 'Lost'",
+            phases.RUN_FINISHED).fetchall())
         changed: dict[str, str] = {}
         new = {n for n in present - indexed if n.endswith(".json")}  # not the .json.tmp-* of a writer
         for name in new | (present & {f"{r}.json" for r in open_runs}):

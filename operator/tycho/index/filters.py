@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Literal, Union
+from typing import Literal
 
 Op = Literal["=", "!=", "<", "<=", ">", ">=", "~", "!~", "in", "not in", "missing", "present"]
 COMPARISONS: tuple[Op, ...] = ("=", "!=", "<", "<=", ">", ">=", "~", "!~")
@@ -50,7 +50,7 @@ class Or:
     items: tuple[Expr, ...]
 
 
-Expr = Union[Cond, Not, And, Or]
+Expr = Cond | Not | And | Or
 
 _TOKEN = re.compile(r"""
     \s*(?:
@@ -214,5 +214,5 @@ def seconds(text: str) -> float:
     """``--since 2d``: 90s, 15m, 6h, 2d, 1w."""
     m = _DURATION.match(text)
     if not m:
-        raise FilterError(f"--since {text!r}: expected a number and a unit (s, m, h, d, w), e.g. 2d or 6h")
+        raise FilterError(f"{text!r}: expected a number and a unit (s, m, h, d, w), e.g. 2d or 6h")
     return float(m[1]) * _UNITS[m[2]]

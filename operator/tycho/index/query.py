@@ -14,8 +14,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from tycho.index import db
-from tycho.index.compile import (ATTRIBUTES, DEFAULT_COLUMNS, Column, Compiler, Model, QueryError, parse_sort,
-                                 where as where_clause)
+from tycho.index.compile import (
+    ATTRIBUTES,
+    DEFAULT_COLUMNS,
+    Column,
+    Compiler,
+    Model,
+    QueryError,
+    parse_sort,
+    where as where_clause,
+)
 
 __all__ = ["ATTRIBUTES", "Column", "Columns", "ListedRun", "Listing", "QueryError", "columns_of", "list_runs",
            "names", "parse_sort"]
@@ -69,7 +77,7 @@ def list_runs(index: db.Index, *, filter_texts: Sequence[str] = (), pipeline: st
     sort_key, ascending = parse_sort(sort)
     sort_col = c.resolve(sort_key)
     if sort_col.kind == "tag":
-        raise QueryError("cannot sort by tags; sort by a metric, a param or an attribute")
+        raise QueryError("cannot sort by tags; sort by a metric, a param or an attribute", "--sort")
     if sort_col.kind == "unknown":
         c.warnings.append(f"sort key {sort_key!r} names no metric, param or attribute of any run")
     total = int(conn.execute(f"SELECT count(*) FROM runs r {where_sql}", filter_params).fetchone()[0])
@@ -121,7 +129,7 @@ def _page(conn: sqlite3.Connection, c: Compiler, col: Column, ascending: bool, w
         return ids
     with_value = int(conn.execute(f"SELECT count(*) {having}", [nid, *params]).fetchone()[0])
     rest = max(0, offset - with_value)
-    without = f"r.id NOT IN (SELECT run FROM vals WHERE name = ? AND num IS NOT NULL)"
+    without = "r.id NOT IN (SELECT run FROM vals WHERE name = ? AND num IS NOT NULL)"
     return ids + [int(r[0]) for r in conn.execute(
         f"SELECT r.id FROM runs r WHERE {without} {extra} ORDER BY r.id DESC LIMIT ? OFFSET ?",
         [nid, *params, limit - len(ids), rest])]

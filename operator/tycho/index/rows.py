@@ -18,6 +18,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
+from tycho.api import phases
 from tycho.provenance import documents, layout, metrics as metrics_mod
 
 Kind = Literal["param", "metric", "stage_metric"]
@@ -167,7 +168,7 @@ def of(summary: documents.RunSummary) -> IndexedRun:
     for stage in ordered(summary):
         for name, value in stage.metrics.items():
             values.append(Value("stage_metric", f"{stage.name}.{name}", value, None))
-    done = [s.metrics for s in ordered(summary) if s.phase in documents.DONE]
+    done = [s.metrics for s in ordered(summary) if s.phase in phases.DONE]
     best = metrics_mod.pipeline_headline(done)
     stage_rows: list[StageRow] = []
     io: list[Io] = []

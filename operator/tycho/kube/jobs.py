@@ -29,10 +29,9 @@ minutes); ``retries.backoffSeconds`` only applies to local runs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from tycho.api import models, problems
+from tycho.api import models, problems, references
 from tycho.engine import model
 from tycho.kube import naming, podspec
 from tycho.provenance import layout
@@ -53,7 +52,7 @@ JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
 
 def store_url(spec: models.Spec, settings: Settings) -> str:
     """The pipeline's store; the operator-wide default replaces the local default URL."""
-    if spec.storage.url == models.Storage().url and settings.default_store:
+    if spec.storage.url == references.DEFAULT_STORE_URL and settings.default_store:
         return settings.default_store
     return layout.resolve_url(spec.storage.url).rstrip("/")
 

@@ -20,6 +20,7 @@ from typing import Any
 import pydantic
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from tycho.api import phases
 from tycho.planning import cachekey
 from tycho.provenance import documents, layout, record, signing, slsa, store as store_mod, tree
 
@@ -110,7 +111,8 @@ def consistency(doc: Mapping[str, Any], parsed: slsa.Tycho, rel: str) -> list[st
     parts = rel.removeprefix(layout.RECORDS + "/").removesuffix(".json").split("/")
     if rel != layout.record_rel(internal.runId, ext.stage, internal.trial) and len(parts) in (2, 3):
         problems.append(f"record claims run {internal.runId} stage {ext.stage}"
-                        + (f" trial {internal.trial}" if internal.trial is not None else "") + f" but is stored as {rel}")
+                        + (f" trial {internal.trial}" if internal.trial is not None else "")
+                        + f" but is stored as {rel}")
     comps = internal.keyComponents
     if cachekey.key(comps) != internal.cacheKey:
         problems.append("cacheKey is not the key of the record's keyComponents")
@@ -243,7 +245,8 @@ def check_entry(store: store_mod.Store, rel: str, keys: Keys,
     return entry, findings
 
 
-def _entry_blobs(store: store_mod.Store, rel: str, entry: documents.CacheEntry, doc: Mapping[str, Any]) -> list[Finding]:
+def _entry_blobs(store: store_mod.Store, rel: str, entry: documents.CacheEntry,
+                 doc: Mapping[str, Any]) -> list[Finding]:
     """The entry's metrics and distributions must be the record's (a hit serves them)."""
     try:
         metrics = json.loads(store.get_bytes(record.byproduct_digest(doc, "metrics") or ""))
@@ -314,7 +317,7 @@ def check_summary_records(summary: documents.RunSummary, records: Mapping[str, t
     rel = layout.summary_rel(summary.run_id)
     findings: list[Finding] = []
     for name, result in summary.stages.items():
-        if result.phase not in documents.DONE or not result.record:
+        if result.phase not in phases.DONE or not result.record:
             continue
         parsed = records.get(result.record, (None, []))[0]
         if parsed is None:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import pydantic
 from pydantic import alias_generators
 
+from tycho.api import phases
 from tycho.provenance import layout
 
 CodeSource = Literal["archive", "spec.code.digest", "image-reference"]
@@ -81,12 +82,7 @@ class CacheEntry(pydantic.BaseModel):
 
 
 FORMAT: Literal["tycho.dev/run/v1"] = "tycho.dev/run/v1"
-StagePhase = Literal["Pending", "Running", "Succeeded", "Cached", "Failed", "Skipped", "Cancelled", "Suspended"]
-RunPhase = Literal["Running", "Succeeded", "Failed", "Cancelled", "Superseded", "Lost"]
 ExecutorKind = Literal["subprocess", "container", "kubernetes"]
-TrialPhase = Literal["Pending", "Running", "Succeeded", "Cached", "Failed", "Stopped", "Cancelled"]
-DONE: tuple[StagePhase, ...] = ("Succeeded", "Cached")
-FINISHED: tuple[RunPhase, ...] = ("Succeeded", "Failed", "Cancelled", "Superseded", "Lost")
 
 
 class Model(pydantic.BaseModel):
@@ -100,7 +96,7 @@ class StageResult(Model):
     """What happened to one stage in one run."""
 
     name: str
-    phase: StagePhase = "Pending"
+    phase: phases.StagePhase = "Pending"
     cache_key: str | None = None
     """sha256 of everything that determines the outputs, computed before the stage runs."""
     key_components: dict[str, Any] | None = None
@@ -148,7 +144,7 @@ class TrialResult(Model):
     index: int
     params: dict[str, Any]
     """The swept params of this trial (the stage's other params unchanged)."""
-    phase: TrialPhase = "Pending"
+    phase: phases.TrialPhase = "Pending"
     cache_key: str | None = None
     cache_hit: bool | None = None
     execution: str | None = None
@@ -196,7 +192,7 @@ class RunSummary(Model):
     created_at: str
     finished_at: str | None = None
     heartbeat_at: str | None = None
-    phase: RunPhase = "Running"
+    phase: phases.RunPhase = "Running"
     message: str = ""
     runner: Runner = Runner()
     store: str = ""
@@ -265,7 +261,7 @@ def _digest(image_id: str | None) -> str | None:
 
 def now() -> str:
     """UTC time, milliseconds, RFC 3339 with Z: the one timestamp format of summaries and records."""
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_time(value: str) -> dt.datetime:

@@ -25,7 +25,7 @@ HEARTBEAT_SECONDS = 30.0
 
 def new_run_id(pipeline: str, when: dt.datetime | None = None) -> str:
     """Local runs: sortable and unique, ``<pipeline>-<UTC yyyymmdd-hhmmss>-<4 hex>``."""
-    when = when or dt.datetime.now(dt.timezone.utc)
+    when = when or dt.datetime.now(dt.UTC)
     return f"{pipeline}-{when.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
@@ -122,7 +122,7 @@ def liveness(summary: documents.RunSummary, at: dt.datetime | None = None) -> do
     if runner.host == socket.gethostname() and runner.pid is not None and not _alive(runner.pid):
         return _lost(summary, f"its process {runner.pid} on {runner.host} is gone")
     beat = summary.heartbeat_at or summary.created_at
-    silent = ((at or dt.datetime.now(dt.timezone.utc)) - documents.parse_time(beat)).total_seconds()
+    silent = ((at or dt.datetime.now(dt.UTC)) - documents.parse_time(beat)).total_seconds()
     if silent > 4 * HEARTBEAT_SECONDS:
         return _lost(summary, f"no heartbeat from {runner.host or 'its host'} for {silent:.0f}s")
     return summary

@@ -53,7 +53,8 @@ def scan(root: Path) -> Tree:
     for dirpath, dirnames, _ in os.walk(root):
         for name in dirnames:
             if Path(dirpath, name).is_symlink():
-                raise ValueError(f"{Path(dirpath, name).relative_to(root)} in directory output {root.name} is a symlink")
+                raise ValueError(f"{Path(dirpath, name).relative_to(root)} in directory output {root.name} "
+                                 "is a symlink")
     entries.sort(key=lambda e: e.path)
     return Tree(entries=entries)
 

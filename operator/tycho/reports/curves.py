@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 import pydantic
 from pydantic import alias_generators
 
+from tycho.api import phases
 from tycho.index import rows
 from tycho.provenance import documents, layout, metrics as metrics_mod, record, store as store_mod
 
@@ -62,7 +63,7 @@ def stage_lines(store: store_mod.Store, summary: documents.RunSummary, stage: st
     result = summary.stages.get(stage)
     if result is None:
         return [], False
-    if result.record and result.phase in documents.DONE:
+    if result.record and result.phase in phases.DONE:
         try:
             doc = store.read_json(result.record)
         except (OSError, FileNotFoundError, ValueError):

@@ -12,6 +12,7 @@ from typing import Any
 import pydantic
 from pydantic import alias_generators
 
+from tycho.api import phases
 from tycho.index import rows
 from tycho.provenance import documents, layout, media, metrics as metrics_mod, runs, store as store_mod, tree
 
@@ -186,7 +187,7 @@ def view(store: store_mod.Store, summary: documents.RunSummary, with_artifacts: 
             cache_key=s.cache_key, execution=s.execution, image=s.image, upstream=ups.get(name, []),
             artifacts=artifacts(store, summary, name) if with_artifacts else [], trials=s.trials,
             selection=s.selection, checks=checks_of(s)))
-    best = metrics_mod.pipeline_headline([s.metrics for s in rows.ordered(summary) if s.phase in documents.DONE])
+    best = metrics_mod.pipeline_headline([s.metrics for s in rows.ordered(summary) if s.phase in phases.DONE])
     return RunView(
         run_id=summary.run_id, pipeline=summary.pipeline, phase=summary.phase, message=summary.message,
         owner=summary.owner, tags=summary.tags, description=summary.description, created_at=summary.created_at,

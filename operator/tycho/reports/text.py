@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from tycho.api import phases
 from tycho.provenance import metrics as metrics_mod
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ def run(view: show_mod.RunView) -> RenderableType:
     for col in ("stage", "state", "time", "metrics", "record"):
         table.add_column(col)
     for s in view.stages:
-        state = {"Cached": "cache hit", "Succeeded": "ran"}.get(s.phase, s.phase)
+        state = phases.label(s.phase)
         if s.reused_from:
             state += f" (from {s.reused_from})"
         if s.attempts > 1:
@@ -201,7 +202,8 @@ def _short(section: str, value: Any) -> str:
 def _colour_diff(lines: Iterable[str]) -> Text:
     out = Text()
     for line in lines:
-        style = "green" if line.startswith("+") else "red" if line.startswith("-") else "cyan" if line.startswith("@") else ""
+        style = ("green" if line.startswith("+") else "red" if line.startswith("-")
+                 else "cyan" if line.startswith("@") else "")
         out.append(line + "\n", style=style)
     return out
 

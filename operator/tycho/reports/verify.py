@@ -121,7 +121,8 @@ def _check_suggestions(store: store_mod.Store, rel: str) -> list[audit.Finding]:
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         return [audit.Finding(rel, "sweep suggestions do not parse")]
     if not isinstance(asked, str) or layout.suggestions_rel(hashing.sha256_bytes(asked.encode())) != rel:
-        return [audit.Finding(rel, "sweep suggestions are stored under a name that is not the digest of their question")]
+        return [audit.Finding(rel, "sweep suggestions are stored under a name that is not the digest of "
+                                   "their question")]
     try:
         again = search.answer(asked)
     except (ValueError, KeyError, TypeError, IndexError, pydantic.ValidationError) as err:

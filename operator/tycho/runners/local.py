@@ -179,7 +179,8 @@ def _index(store: store_mod.Store, summary: documents.RunSummary) -> None:
         pass
 
 
-def _report(reporter: progress.Reporter, old: dict[str, documents.StageResult], new: dict[str, documents.StageResult]) -> None:
+def _report(reporter: progress.Reporter, old: dict[str, documents.StageResult],
+            new: dict[str, documents.StageResult]) -> None:
     for name, result in new.items():
         before = old.get(name)
         if before is None or before.phase != result.phase:

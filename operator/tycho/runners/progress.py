@@ -14,8 +14,8 @@ import time
 from typing import TYPE_CHECKING, Protocol
 
 from rich.console import Console
-from rich.text import Text
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from rich.live import Live

@@ -20,8 +20,17 @@ import pydantic
 
 from tycho.api import validation
 from tycho.executors import base
-from tycho.provenance import audit, code, compare as compare_mod, documents, layout, record, runs, slsa
-from tycho.provenance import store as store_mod
+from tycho.provenance import (
+    audit,
+    code,
+    compare as compare_mod,
+    documents,
+    layout,
+    record,
+    runs,
+    slsa,
+    store as store_mod,
+)
 from tycho.runners import local, progress
 from tycho.stage import facts, imports
 
@@ -113,7 +122,8 @@ def compare(original: documents.RunSummary, new: documents.RunSummary, warnings:
         dirs = set(_directories(original, stage))
         for name, digest in sorted(result.outputs.items()):
             mine = got.outputs.get(name) if got else None
-            item = OutputComparison(stage=stage, output=name, recorded=digest, reproduced=mine, identical=mine == digest)
+            item = OutputComparison(stage=stage, output=name, recorded=digest, reproduced=mine,
+                                    identical=mine == digest)
             if store is not None and mine is not None and mine != digest:
                 try:
                     far = compare_mod.distance(store, digest, mine, name in dirs)

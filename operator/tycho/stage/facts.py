@@ -59,7 +59,8 @@ def _nvml() -> list[dict[str, str]] | None:
         for i in range(pynvml.nvmlDeviceGetCount()):
             handle = pynvml.nvmlDeviceGetHandleByIndex(i)
             found.append({"name": _text(pynvml.nvmlDeviceGetName(handle)), "driver": driver,
-                          "cuda": f"{cuda // 1000}.{cuda % 1000 // 10}", "uuid": _text(pynvml.nvmlDeviceGetUUID(handle))})
+                          "cuda": f"{cuda // 1000}.{cuda % 1000 // 10}",
+                          "uuid": _text(pynvml.nvmlDeviceGetUUID(handle))})
         return found
     finally:
         pynvml.nvmlShutdown()
@@ -84,7 +85,8 @@ def _nvidia_smi() -> list[dict[str, str]]:
     for row in rows.splitlines():
         parts = [p.strip() for p in row.split(",")]
         if len(parts) >= 3 and parts[0]:
-            found.append({"name": parts[0], "driver": parts[1], "cuda": cuda.group(1) if cuda else "", "uuid": parts[2]})
+            found.append({"name": parts[0], "driver": parts[1], "cuda": cuda.group(1) if cuda else "",
+                          "uuid": parts[2]})
     return found
 
 

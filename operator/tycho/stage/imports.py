@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-import os
 import json
+import os
 import re
 import sys
 from collections.abc import Iterable, Mapping
@@ -148,7 +148,7 @@ def _dist_info_versions() -> dict[str, str]:
     return found
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def version(name: str) -> str | None:
     """The installed version of one distribution."""
     quick = _dist_info_versions().get(name)

@@ -93,7 +93,8 @@ class Result(Strict):
 
 
 def build(*, stage: models.Stage, pipeline: dict[str, Any], run_id: str, store_url: str,
-          image: documents.ImageRef, code: documents.CodeRef, workdir: str, cache_key: str, key_components: dict[str, Any] | None = None,
+          image: documents.ImageRef, code: documents.CodeRef, workdir: str, cache_key: str,
+          key_components: dict[str, Any] | None = None,
           input_digests: dict[str, str], producers: dict[str, str], input_types: dict[str, models.OutputType],
           executor: str, trial: int | None = None, stop_rule: StopRule | None = None,
           objective: str | None = None) -> Invocation:

@@ -9,10 +9,9 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
+from tests.support.workspace import Workspace
 from tycho.board import server, state, verification
 from tycho.provenance import audit
-
-from ..runners.conftest import Workspace, ws  # noqa: F401 - the fixture
 
 
 def verifier(ws: Workspace) -> verification.StoreVerifier:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from tycho.api import models
+from tycho.api import models, status as xp
 from tycho.controller import events
 
 
-def _status(run: str, phase: str, **stages: str) -> models.Status:
-    return models.Status(run_id=run, phase=phase,  # type: ignore[arg-type]
-                         stages=[models.StageStatus(name=n, phase=p, job_name=f"job-{n}", cache_key="k" * 64,  # type: ignore[arg-type]
+def _status(run: str, phase: str, **stages: str) -> xp.Status:
+    return xp.Status(run_id=run, phase=phase,  # type: ignore[arg-type]
+                         stages=[xp.StageStatus(name=n, phase=p, job_name=f"job-{n}", cache_key="k" * 64,  # type: ignore[arg-type]
                                                     provenance=f"rec-{n}", message="why") for n, p in stages.items()])
 
 

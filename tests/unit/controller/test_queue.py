@@ -73,7 +73,8 @@ def test_no_pass_runs_before_the_caches_are_ready_and_triggers_meanwhile_make_on
     async def main() -> None:
         ready = asyncio.Event()
         q = workqueue.WorkQueue(rec.reconcile, lambda ns, name: reconciler.World(
-            pipeline={"metadata": {"name": name}}, jobs={}), post=lambda ref, ev: posted.append(ev.message), ready=ready)
+            pipeline={"metadata": {"name": name}}, jobs={}), post=lambda ref, ev: posted.append(ev.message),
+            ready=ready)
         tasks = [asyncio.create_task(q.trigger("ns", "p")) for _ in range(5)]
         await asyncio.sleep(0.2)
         assert rec.calls == 0

@@ -196,7 +196,8 @@ def test_a_local_store_makes_the_pipeline_invalid_on_a_cluster(setup: Any, monke
     kube.body["spec"]["storage"] = {}  # the local default, file://.tycho/store
     reconciler.Reconciler(Settings(), kube).reconcile(kube.world())  # type: ignore[arg-type]
     assert kube.body["status"]["phase"] == "Invalid" and kube.jobs == {}
-    assert "spec.storage.url" in kube.body["status"]["message"] and "TYCHO_DEFAULT_STORE" in kube.body["status"]["message"]
+    assert ("spec.storage.url" in kube.body["status"]["message"]
+            and "TYCHO_DEFAULT_STORE" in kube.body["status"]["message"])
 
 
 def test_a_deleted_pipeline_is_left_to_the_garbage_collector(setup: Any) -> None:

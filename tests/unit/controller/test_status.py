@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from tycho.api import models, validation
+from tycho.api import status as xp, validation
 from tycho.controller import status
 
 
-def _stages(*phases: str, metrics: dict[str, float] | None = None) -> list[models.StageStatus]:
-    return [models.StageStatus(name=f"s{i}", phase=p, metrics=metrics or {}) for i, p in enumerate(phases)]  # type: ignore[arg-type]
+def _stages(*phases: str, metrics: dict[str, float] | None = None) -> list[xp.StageStatus]:
+    return [xp.StageStatus(name=f"s{i}", phase=p, metrics=metrics or {}) for i, p in enumerate(phases)]  # type: ignore[arg-type]
 
 
-def _cond(st: models.Status, kind: str) -> models.Condition:
+def _cond(st: xp.Status, kind: str) -> xp.Condition:
     return next(c for c in st.conditions if c.type == kind)
 
 
@@ -40,12 +40,15 @@ def test_phase_follows_the_stages() -> None:
 
 
 def test_conditions_keep_their_transition_time_until_their_status_flips() -> None:
-    first = status.build(models.Status(), stages=_stages("Running"), spec_digest="d", run_id="r", generation=1, suspended=False, now="t1")
+    first = status.build(xp.Status(), stages=_stages("Running"), spec_digest="d", run_id="r", generation=1,
+                         suspended=False, now="t1")
     assert _cond(first, "Progressing").status == "True" and _cond(first, "Progressing").last_transition_time == "t1"
     assert _cond(first, "Ready").status == "False" and _cond(first, "Valid").status == "True"
-    second = status.build(first, stages=_stages("Running"), spec_digest="d", run_id="r", generation=1, suspended=False, now="t2")
+    second = status.build(first, stages=_stages("Running"), spec_digest="d", run_id="r", generation=1,
+                          suspended=False, now="t2")
     assert _cond(second, "Progressing").last_transition_time == "t1"
-    done = status.build(second, stages=_stages("Succeeded"), spec_digest="d", run_id="r", generation=1, suspended=False, now="t3")
+    done = status.build(second, stages=_stages("Succeeded"), spec_digest="d", run_id="r", generation=1,
+                        suspended=False, now="t3")
     assert _cond(done, "Ready").status == "True" and _cond(done, "Ready").last_transition_time == "t3"
     assert _cond(done, "Progressing").status == "False" and _cond(done, "Progressing").last_transition_time == "t3"
     assert _cond(done, "Valid").last_transition_time == "t1"
@@ -56,7 +59,7 @@ def test_conditions_keep_their_transition_time_until_their_status_flips() -> Non
 def test_invalid_status_lists_every_problem_with_its_field_path() -> None:
     problems = [validation.Problem("spec.stages[1].inputs[0].from", "unknown stage 'nope'", "use one of: a"),
                 validation.Problem("spec.stages[0].image", "image is empty", "set a container image")]
-    st = status.invalid(models.Status(), problems, 3, "t")
+    st = status.invalid(xp.Status(), problems, 3, "t")
     assert st.phase == "Invalid" and st.observed_generation == 3
     valid = _cond(st, "Valid")
     assert valid.status == "False" and valid.reason == "InvalidManifest"
@@ -65,12 +68,13 @@ def test_invalid_status_lists_every_problem_with_its_field_path() -> None:
 
 
 def test_unreadable_status_counts_as_none() -> None:
-    assert status.parse({"phase": "Bogus"}) == models.Status()
-    assert status.parse(None) == models.Status()
+    assert status.parse({"phase": "Bogus"}) == xp.Status()
+    assert status.parse(None) == xp.Status()
 
 
 def test_dump_is_camel_case_without_nulls() -> None:
-    st = status.build(models.Status(), stages=_stages("Running"), spec_digest="d", run_id="r", generation=2, suspended=False, now="t")
+    st = status.build(xp.Status(), stages=_stages("Running"), spec_digest="d", run_id="r", generation=2,
+                      suspended=False, now="t")
     doc = status.dump(st)
     assert doc["runId"] == "r" and doc["observedGeneration"] == 2
     assert "lastTransitionTime" in doc["conditions"][0]

@@ -10,7 +10,7 @@ from typing import Any
 from tycho.api import models, validation
 from tycho.engine import model, scheduler
 from tycho.planning import cachekey
-from tycho.provenance import cache, documents
+from tycho.provenance import documents
 
 TOY = Path(__file__).resolve().parents[2] / "fixtures" / "toy" / "toy.yaml"
 NOTES = "s3://data/notes.txt"
@@ -64,7 +64,8 @@ class World:
     def finish(self, stage: str, phase: str = "Succeeded", **kw: Any) -> model.Execution:
         ex = next(e for e in self.executions.values() if e.stage == stage)
         result = documents.CacheEntry(key=ex.cache_key, record=f"records/{ex.run_id}/{stage}.json",
-                                  outputs={OUT[stage]: stage[0] * 64}, metrics={"m": 1.0}) if phase == "Succeeded" else None
+                                      outputs={OUT[stage]: stage[0] * 64},
+                                      metrics={"m": 1.0}) if phase == "Succeeded" else None
         self.executions[ex.id] = ex.model_copy(update={"phase": phase, "result": result, **kw})
         return self.executions[ex.id]
 
@@ -72,7 +73,8 @@ class World:
         """Make ``stage``'s current key a verified cache entry."""
         key = self.stages[stage].cache_key
         assert key
-        self.cache[key] = documents.CacheEntry(key=key, record=f"records/old/{stage}.json", outputs={OUT[stage]: stage[0] * 64})
+        self.cache[key] = documents.CacheEntry(key=key, record=f"records/old/{stage}.json",
+                                               outputs={OUT[stage]: stage[0] * 64})
 
 
 def phases(plan: model.Plan) -> dict[str, str]:

@@ -38,7 +38,8 @@ def test_docker_images_by_the_repo_digest_of_their_repository_else_by_id() -> No
 
 def test_limits_are_the_stages_limits_in_cores_and_bytes() -> None:
     assert engines.limits(_stage(resources={"cpu": "500m", "memory": "2Gi"})) == (0.5, 2 * 2**30)
-    assert engines.limits(_stage(resources={"requests": {"cpu": "1"}, "limits": {"cpu": "3", "memory": "1Gi"}})) == (3.0, 2**30)
+    assert engines.limits(_stage(resources={"requests": {"cpu": "1"},
+                                            "limits": {"cpu": "3", "memory": "1Gi"}})) == (3.0, 2**30)
     assert engines.limits(_stage(resources={})) == (None, None)
 
 

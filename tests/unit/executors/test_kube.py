@@ -65,7 +65,8 @@ def test_a_succeeded_job_brings_what_its_wrapper_recorded_and_the_image_the_node
     store = store_mod.Store(f"file://{tmp_path}")
     cache.write(store, documents.CacheEntry(key=KEY, record="records/r/generate.json", outputs={"numbers": "1" * 64}))
     pod = {"metadata": {"name": "p", "creationTimestamp": "t"},
-           "status": {"phase": "Succeeded", "containerStatuses": [{"name": "stage", "imageID": "reg/x@sha256:" + "e" * 64}]}}
+           "status": {"phase": "Succeeded",
+                      "containerStatuses": [{"name": "stage", "imageID": "reg/x@sha256:" + "e" * 64}]}}
     memory, api = kube_executor.Memory(), Api({job["metadata"]["uid"]: [pod]})
     for _ in range(3):
         (ex,) = _executor(tmp_path, {job["metadata"]["name"]: job}, memory=memory, api=api).observe().values()
@@ -95,7 +96,8 @@ def test_a_job_just_created_counts_as_running_until_the_watch_shows_it(tmp_path:
     (ex,) = _executor(tmp_path, memory=memory, api=api).observe().values()  # next reconcile, watch behind
     assert ex.id == start.execution and ex.phase == "Running"
     ((_, (_, kept)),) = memory.created.items()  # what is remembered of it is what the index would keep
-    assert naming.ANNOTATION_INVOCATION not in str(kept) and kept["metadata"]["labels"][naming.LABEL_STAGE] == "generate"
+    assert (naming.ANNOTATION_INVOCATION not in str(kept)
+            and kept["metadata"]["labels"][naming.LABEL_STAGE] == "generate")
 
 
 def test_a_job_just_deleted_counts_as_deleting_and_is_deleted_once(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from tycho.provenance import documents, layout, runs, store as store_mod
 
-T0 = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 STAGES = ("prepare", "train", "evaluate")
 
 
@@ -18,8 +18,9 @@ def stamp(minutes: float) -> str:
 
 def summary(run_id: str, *, minute: float = 0, epochs: Any = 10, lr: float = 0.01, accuracy: float | None = 0.9,
             tags: tuple[str, ...] = ("demo",), owner: str = "ana", phase: str = "Succeeded", pipeline: str = "demo",
-            cached_from: str | None = None, outputs: Mapping[str, str] | None = None, extra_params: Mapping[str, Any] | None = None,
-            data: str = "d" * 64, key_salt: str = "") -> documents.RunSummary:
+            cached_from: str | None = None, outputs: Mapping[str, str] | None = None,
+            extra_params: Mapping[str, Any] | None = None, data: str = "d" * 64,
+            key_salt: str = "") -> documents.RunSummary:
     """A three-stage run. ``cached_from``: every stage a cache hit of that run."""
     manifest = {"spec": {"owner": owner, "tags": list(tags), "stages": [
         {"name": "prepare", "params": {"source": "demo"}, "outputs": ["data"]},

@@ -152,9 +152,3 @@ def test_downstream_follows_outputs_into_later_runs(store: store_mod.Store, tmp_
     model = ix.conn.execute("SELECT digest FROM io WHERE stage='train' AND role='out' AND name='model' AND run="
                             "(SELECT id FROM runs WHERE run_id='r2')").fetchone()[0]
     assert [r.run_id for r in lookups.downstream(ix, model).runs] == ["r2"]
-
-
-def test_the_index_knows_which_run_phases_are_final() -> None:
-    from tycho.provenance import documents
-
-    assert db.FINISHED == documents.FINISHED

@@ -13,7 +13,7 @@ import yaml
 
 from tycho.api import models, validation
 from tycho.engine import identity, model, scheduler
-from tycho.kube import jobs, naming
+from tycho.kube import naming
 from tycho.stage import invocation
 
 TOY = Path(__file__).resolve().parents[2] / "fixtures" / "toy" / "toy.yaml"

@@ -133,8 +133,9 @@ def test_the_informer_lists_in_pages_then_follows_the_watch_from_where_it_stoppe
 
 
 def test_a_version_the_server_no_longer_has_means_listing_again() -> None:
-    api = _Api([_job("generate")], [[{"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old"}}],
-                                    client.ApiError(410, '{"message": "too old"}')])
+    api = _Api([_job("generate")], [
+        [{"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old"}}],
+        client.ApiError(410, '{"message": "too old"}')])
     api_items_after = [_job("generate", "Succeeded")]
 
     def relist(ns: str | None, selector: str, limit: int, token: str = "") -> dict[str, Any]:
@@ -152,7 +153,8 @@ def test_a_version_the_server_no_longer_has_means_listing_again() -> None:
 
 
 def test_a_failing_api_server_is_retried_not_fatal(monkeypatch: pytest.MonkeyPatch) -> None:
-    api = _Api([], [client.ApiError(500, '{"message": "etcd unavailable"}'), [_event("ADDED", _job("generate", "Succeeded"), "101")]])
+    api = _Api([], [client.ApiError(500, '{"message": "etcd unavailable"}'),
+                    [_event("ADDED", _job("generate", "Succeeded"), "101")]])
     monkeypatch.setattr(informer, "MAX_BACKOFF", 0.05)  # retry at once
     cache, changed, _ = _run(api)
     assert changed == [KEY] and len(cache) == 1

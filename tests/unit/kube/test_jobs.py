@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 from tests.unit.kube import kubefakes as fk
-
 from tycho.api import models, validation
 from tycho.kube import jobs, naming
 from tycho.settings import Settings
@@ -117,8 +116,9 @@ def test_the_signing_key_is_mounted_into_the_publish_container_only() -> None:
 
 def test_secret_backed_stage_env_is_a_secret_key_ref_and_stays_out_of_the_invocation() -> None:
     doc = fk.toy_doc()
-    doc["spec"]["stages"][0]["env"] = [{"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "t"}}},
-                                       {"name": "MODE", "value": "fast"}]
+    doc["spec"]["stages"][0]["env"] = [
+        {"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "t"}}},
+        {"name": "MODE", "value": "fast"}]
     job = _job(validation.check(doc))
     env = {e["name"]: e for e in _container(job)["env"]}
     assert env["API_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "tok", "key": "t"}}
@@ -175,8 +175,8 @@ def test_requests_can_differ_from_limits_and_a_stage_can_name_its_service_accoun
                                              "limits": {"cpu": 2, "memory": "2Gi"}}
     doc["spec"]["stages"][0]["serviceAccountName"] = "trainer"
     pod = _job(validation.check(doc))["spec"]["template"]["spec"]
-    assert next(c for c in pod["initContainers"] if c["name"] == "stage")["resources"] == {"requests": {"cpu": "250m", "memory": "1Gi"},
-                                                 "limits": {"cpu": "2", "memory": "2Gi"}}
+    assert next(c for c in pod["initContainers"] if c["name"] == "stage")["resources"] == {
+        "requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}}
     assert pod["serviceAccountName"] == "trainer" and pod["automountServiceAccountToken"] is False
     assert _job()["spec"]["template"]["spec"]["serviceAccountName"] == "default"
 
@@ -211,6 +211,6 @@ def test_a_stage_that_declares_network_is_labelled_for_the_network_policy() -> N
 
 
 def test_secret_values_are_masked_in_what_the_stage_prints() -> None:
-    from tycho.stage import wrapper
+    from tycho.stage import supervise
 
-    assert wrapper.mask("token=s3cr3t-value and s3cr3t-value", ["s3cr3t-value"]) == "token=*** and ***"
+    assert supervise.mask("token=s3cr3t-value and s3cr3t-value", ["s3cr3t-value"]) == "token=*** and ***"

@@ -20,7 +20,8 @@ def test_job_phases_from_conditions_and_counts() -> None:
     assert (done.phase, done.attempts, done.finished) == ("Succeeded", 2, "f")
     failed = observe.job_state(_job(failed=3, conditions=[
         {"type": "FailureTarget", "status": "True"},
-        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "limit", "lastTransitionTime": "x"}]))
+        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "limit",
+         "lastTransitionTime": "x"}]))
     assert (failed.phase, failed.attempts, failed.reason) == ("Failed", 3, "BackoffLimitExceeded")
 
 
@@ -29,7 +30,8 @@ def test_failure_message_names_the_condition_the_pod_and_the_exit() -> None:
     pods: list[dict[str, Any]] = [
         {"metadata": {"name": "old", "creationTimestamp": "1"}, "status": {"phase": "Failed"}},
         {"metadata": {"name": "new", "creationTimestamp": "2"}, "status": {
-            "phase": "Failed", "reason": "DeadlineExceeded", "message": "Pod was active on the node longer than specified",
+            "phase": "Failed", "reason": "DeadlineExceeded",
+            "message": "Pod was active on the node longer than specified",
             "containerStatuses": [{"name": "stage", "state": {"terminated": {"exitCode": 137, "reason": "Error"}}}]}},
     ]
     msg = observe.failure_message(state, pods)

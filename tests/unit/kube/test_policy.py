@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from tests.unit.kube import kubefakes as fk
-
 from tycho.api import validation
 from tycho.kube import policy
 from tycho.settings import Settings
@@ -25,8 +24,3 @@ def test_each_rule_names_its_field() -> None:
     paths = {p.path for p in policy.check(validation.check(doc), settings)}
     assert {"metadata.namespace", "spec.stages[0].image", "spec.stages[0].env[0].valueFrom.secretKeyRef.name",
             "spec.stages[0].tolerations[0].key", "spec.stages[0].nodeSelector.zone"} <= paths
-
-
-def test_settings_read_lists_and_booleans_from_the_environment() -> None:
-    got = Settings.from_env({"TYCHO_ALLOWED_REGISTRIES": "a/, b/", "TYCHO_REQUIRE_DIGESTS": "true"})
-    assert got.allowed_registries == ("a/", "b/") and got.require_digests is True

@@ -57,7 +57,8 @@ def test_predicate_carries_params_pipeline_env_and_dependencies() -> None:
     assert deps["image"] == {"name": "image", "uri": "docker://tycho/stage-cpu:0.1.0", "digest": {"sha256": "e" * 64},
                              "annotations": {"resolvedBy": "kubelet"}}
     meta = doc["predicate"]["runDetails"]["metadata"]
-    assert meta == {"invocationId": "job-uid", "startedOn": "2026-01-01T00:00:00Z", "finishedOn": "2026-01-01T00:01:00Z"}
+    assert meta == {"invocationId": "job-uid", "startedOn": "2026-01-01T00:00:00Z",
+                    "finishedOn": "2026-01-01T00:01:00Z"}
 
 
 def test_byproducts_are_stored_resource_descriptors() -> None:

@@ -17,10 +17,12 @@ def test_keys_tycho_writes_read_as_cryptography_reads_them(tmp_path: Path) -> No
     for n in range(20):
         path = signing.ensure_key(tmp_path / f"k{n}")
         key = signing.load_private(path)
-        assert key.private_bytes_raw() == serialization.load_pem_private_key(path.read_bytes(), None).private_bytes_raw()
+        assert (key.private_bytes_raw()
+                == serialization.load_pem_private_key(path.read_bytes(), None).private_bytes_raw())
         pem = signing.public_pem(key.public_key())
         assert signing.load_public(pem).public_bytes_raw() == key.public_key().public_bytes_raw()
-        assert signing.load_public(pem.replace(b"\n", b"\r\n")).public_bytes_raw() == key.public_key().public_bytes_raw()
+        assert (signing.load_public(pem.replace(b"\n", b"\r\n")).public_bytes_raw()
+                == key.public_key().public_bytes_raw())
 
 
 def test_other_encodings_still_load_and_bad_ones_are_refused(tmp_path: Path) -> None:
@@ -34,6 +36,7 @@ def test_other_encodings_still_load_and_bad_ones_are_refused(tmp_path: Path) -> 
     annotated.write_bytes(b"ED25519 Private-Key:\n" + key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     assert signing.load_private(annotated).private_bytes_raw() == key.private_bytes_raw()
-    short = b"-----BEGIN PUBLIC KEY-----\n" + base64.b64encode(signing.SPKI_PREFIX + b"\0" * 31) + b"\n-----END PUBLIC KEY-----\n"
+    short = (b"-----BEGIN PUBLIC KEY-----\n" + base64.b64encode(signing.SPKI_PREFIX + b"\0" * 31)
+             + b"\n-----END PUBLIC KEY-----\n")
     with pytest.raises(ValueError):
         signing.load_public(short)

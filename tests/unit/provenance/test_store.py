@@ -50,7 +50,8 @@ def test_records_are_write_once(store: store_mod.Store) -> None:
     assert store.read_json("records/r1/train.json") == {"a": 1}
 
 
-def test_relative_file_urls_resolve_against_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_file_urls_resolve_against_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert layout.resolve_url("file://.tycho/store") == f"file://{tmp_path}/.tycho/store"
 

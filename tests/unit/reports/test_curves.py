@@ -43,6 +43,7 @@ def test_a_finished_stage_reads_its_recorded_series_and_a_running_one_its_live_f
     found, live = curves.stage_lines(store, summary, "train")
     assert len(found) == 5 and not live
     running = rf.summary("run2", phase="Running")
-    store.write_bytes(layout.live_metrics_rel("run2", "evaluate"), b'{"step": 0, "acc": 0.1}\n{"step": 1, "acc": 0.2}\n')
+    store.write_bytes(layout.live_metrics_rel("run2", "evaluate"),
+                      b'{"step": 0, "acc": 0.1}\n{"step": 1, "acc": 0.2}\n')
     found, live = curves.stage_lines(store, running, "evaluate")
     assert live and len(found) == 2

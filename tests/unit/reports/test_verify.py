@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.workspace import Workspace
 from tycho.provenance import audit, layout, store as store_mod
 from tycho.reports import lineage, verify
-
-from ..runners.conftest import Workspace, ws  # noqa: F401 - the fixture
 
 
 def files_of(root: Path) -> list[Path]:

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from .conftest import Workspace
+from tests.support.workspace import Workspace
 
 
 def tycho(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -64,14 +64,15 @@ def test_quick_commands_and_an_all_hits_run_import_only_what_they_use(ws: Worksp
     assert "all 3 stages were cache hits" in tycho("run", "toy.yaml", "--store", ws.store_url, cwd=ws.root).stdout
     # a hit still checks signatures, but needs no general key loader, no stage wrapper, no live table
     assert "cryptography.hazmat.primitives.asymmetric.ed25519" in rerun
-    unused = {"cryptography.hazmat.primitives.serialization", "tycho.stage.wrapper", "rich.live", "optuna",
+    unused = {"cryptography.hazmat.primitives.serialization", "tycho.stage.wrapper", "tycho.stage.supervise",
+              "tycho.stage.publish", "tycho.stage.fetch", "rich.live", "optuna",
               "tycho.executors.container"}
     assert unused & rerun == set()
 
 
 def test_sigterm_cancels_the_run_stops_its_stages_and_the_next_run_resumes(ws: Workspace) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "tycho", "run", "toy.yaml", "--store", ws.store_url, "--json",
-                             "--set", "total.pause=60"], cwd=ws.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             "--set", "+total.pause=60"], cwd=ws.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     _wait_for_stage(ws.root)
     proc.send_signal(signal.SIGTERM)
@@ -92,7 +93,7 @@ def test_sigterm_cancels_the_run_stops_its_stages_and_the_next_run_resumes(ws: W
 
 def test_a_run_whose_process_was_killed_shows_as_lost_not_running(ws: Workspace) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "tycho", "run", "toy.yaml", "--store", ws.store_url,
-                             "--set", "total.pause=60"], cwd=ws.root, stdout=subprocess.DEVNULL,
+                             "--set", "+total.pause=60"], cwd=ws.root, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     _wait_for_stage(ws.root)
     proc.kill()
@@ -134,7 +135,7 @@ def _wait_for_stage(root: Path) -> None:
 
 
 def test_checks_are_recorded_and_listed_a_warning_passes_a_failure_fails_with_its_code(ws: Workspace) -> None:
-    warned = tycho("run", "toy.yaml", "--store", ws.store_url, "--json", "--set", "generate.check=warn", cwd=ws.root)
+    warned = tycho("run", "toy.yaml", "--store", ws.store_url, "--json", "--set", "+generate.check=warn", cwd=ws.root)
     assert warned.returncode == 0, warned.stderr
     run_id = json.loads(warned.stdout)["runId"]
     listed = tycho("checks", run_id, "--store", ws.store_url, "--json", cwd=ws.root)
@@ -144,7 +145,7 @@ def test_checks_are_recorded_and_listed_a_warning_passes_a_failure_fails_with_it
                      "stage": "generate"}
     shown = tycho("show", run_id, "--store", ws.store_url, cwd=ws.root)
     assert "TOY-COUNT" in shown.stdout and "count is 5" in shown.stdout
-    failed = tycho("run", "toy.yaml", "--store", ws.store_url, "--json", "--set", "generate.check=fail",
+    failed = tycho("run", "toy.yaml", "--store", ws.store_url, "--json", "--set", "+generate.check=fail",
                    "--set", "generate.count=4", cwd=ws.root)
     assert failed.returncode == 1
     stage = json.loads(failed.stdout)["stages"]["generate"]

@@ -6,10 +6,9 @@ import json
 
 import pytest
 
-from tycho.provenance import cache, documents, hashing, layout, record, runs, store as store_mod
+from tests.support.workspace import Workspace
+from tycho.provenance import cache, documents, hashing, record, runs, store as store_mod
 from tycho.reports import explain, lineage
-
-from .conftest import Workspace
 
 
 def phases(summary: documents.RunSummary) -> dict[str, str]:
@@ -132,7 +131,8 @@ def test_a_failing_stage_publishes_nothing_and_skips_downstream(ws: Workspace) -
 
 
 def test_a_stage_over_its_timeout_is_killed(ws: Workspace) -> None:
-    ws.manifest.write_text(ws.manifest.read_text().replace("outputs: [numbers]", "outputs: [numbers]\n      timeoutSeconds: 1"))
+    ws.manifest.write_text(ws.manifest.read_text().replace("outputs: [numbers]",
+                                                           "outputs: [numbers]\n      timeoutSeconds: 1"))
     summary = ws.run(ws.pipeline(**{"generate.sleep_seconds": "30"}))
     assert summary.stages["generate"].phase == "Failed"
     assert "timed out after 1s" in summary.stages["generate"].message
@@ -183,14 +183,15 @@ def test_a_directory_output_is_stored_as_a_tree_and_arrives_downstream_as_a_fold
     text = ws.manifest.read_text()
     text = text.replace("outputs: [numbers]", "outputs: [numbers, {name: shards, type: directory}]")
     text = text.replace("        - {name: numbers, from: generate/numbers}",
-                        "        - {name: numbers, from: generate/numbers}\n        - {name: shards, from: generate/shards}")
+                        "        - {name: numbers, from: generate/numbers}\n"
+                        "        - {name: shards, from: generate/shards}")
     ws.manifest.write_text(text)
-    summary = ws.run(ws.pipeline(**{"generate.shards": "3"}))
+    summary = ws.run(ws.pipeline(**{"+generate.shards": "3"}))
     assert summary.phase == "Succeeded", summary.stages
     log = (ws.root / "logs" / summary.run_id / "total.log").read_text()
     assert "shards seen: part-0,part-1,sub/part-2" in log
     view = ws.root / "runs" / summary.run_id / "generate" / "shards"
     assert sorted(p.relative_to(view).as_posix() for p in view.rglob("*") if p.is_file()) == [
         "part-0", "part-1", "sub/part-2"]
-    again = ws.run(ws.pipeline(**{"generate.shards": "3"}))
+    again = ws.run(ws.pipeline(**{"+generate.shards": "3"}))
     assert set(phases(again).values()) == {"Cached"}

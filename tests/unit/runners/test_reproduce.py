@@ -7,11 +7,10 @@ import shutil
 import subprocess
 import sys
 
+from tests.support.workspace import Workspace
 from tycho.provenance import runs, store as store_mod
 from tycho.reports import lineage
 from tycho.runners import reproduce
-
-from .conftest import Workspace
 
 
 def test_a_deterministic_run_reproduces_bit_for_bit(ws: Workspace) -> None:

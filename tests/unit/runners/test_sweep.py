@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from rich.console import Console
 
 from tycho.api import models, validation
 from tycho.engine import search
@@ -18,7 +19,6 @@ from tycho.executors import process
 from tycho.provenance import audit, documents, record, store as store_mod
 from tycho.reports import verify
 from tycho.runners import local, progress, reproduce
-from rich.console import Console
 
 TOY = Path(__file__).resolve().parents[2] / "fixtures" / "toy"
 
@@ -39,7 +39,8 @@ class SweepSpace:
         return validation.check(self.doc)
 
     def executor(self) -> process.ProcessExecutor:
-        return process.ProcessExecutor(self.root / "work", self.root / "logs", progress.LineReporter(Console(quiet=True)))
+        return process.ProcessExecutor(self.root / "work", self.root / "logs",
+                                       progress.LineReporter(Console(quiet=True)))
 
     def run(self) -> documents.RunSummary:
         opts = local.Options(store_url=self.store_url, manifest_dir=self.root, logs_dir=self.root / "logs",
@@ -148,7 +149,8 @@ def test_suggestions_are_remembered_in_the_store_so_a_rerun_needs_no_optimiser(s
     assert remembered == search.suggest(sweep, 0, []) == [t.params for t in (first.stages["score"].trials or [])[:2]]
     memos[0].write_text("[not json")  # a broken memo is recomputed, never trusted
     again = sp.run()
-    assert [t.params for t in again.stages["score"].trials or []] == [t.params for t in first.stages["score"].trials or []]
+    assert [t.params for t in again.stages["score"].trials or []] == [
+        t.params for t in first.stages["score"].trials or []]
 
 
 def test_verify_recomputes_remembered_suggestions_and_names_an_edited_one(sp: SweepSpace) -> None:

@@ -49,9 +49,11 @@ def test_no_gpu_tool_means_no_accelerator(monkeypatch: pytest.MonkeyPatch, tmp_p
 
 
 def test_differences_name_each_fact_that_changed() -> None:
-    a = {"host": "a", "cpu": "X", "accelerators": [{"name": "NVIDIA A10", "driver": "550", "cuda": "12.4", "uuid": "1"}],
+    a = {"host": "a", "cpu": "X",
+         "accelerators": [{"name": "NVIDIA A10", "driver": "550", "cuda": "12.4", "uuid": "1"}],
          "frameworks": {"torch": {"version": "2.10", "deterministicAlgorithms": True}}, "determinism": {}}
-    b = {"host": "b", "cpu": "X", "accelerators": [{"name": "NVIDIA H200", "driver": "580", "cuda": "13.0", "uuid": "2"}],
+    b = {"host": "b", "cpu": "X",
+         "accelerators": [{"name": "NVIDIA H200", "driver": "580", "cuda": "13.0", "uuid": "2"}],
          "frameworks": {"torch": {"version": "2.11", "deterministicAlgorithms": False}},
          "determinism": {"CUBLAS_WORKSPACE_CONFIG": ":4096:8"}}
     assert facts.differences(a, b) == [

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tycho.provenance import layout, store as store_mod
-from tycho.stage import wrapper
+from tycho.stage import supervise, work as work_mod
 from tycho.stage.invocation import Invocation
 
 
@@ -30,41 +30,41 @@ def secret(tmp_path: Path) -> Path:
 
 
 def test_a_symlinked_output_fails_the_stage_naming_it(tmp_path: Path, secret: Path) -> None:
-    work = wrapper.Work(tmp_path / "work")
+    work = work_mod.Work(tmp_path / "work")
     work.outputs.mkdir(parents=True)
     (work.outputs / "model").symlink_to(secret)
-    with pytest.raises(wrapper.StageFailed, match=r"out/outputs/model is a symlink.*copy the file"):
-        wrapper.check_out(_invocation(f"file://{tmp_path / 'store'}"), work)
+    with pytest.raises(work_mod.StageFailed, match=r"out/outputs/model is a symlink.*copy the file"):
+        work_mod.check_out(_invocation(f"file://{tmp_path / 'store'}"), work)
 
 
 def test_a_symlinked_folder_deep_in_out_fails_too(tmp_path: Path) -> None:
-    work = wrapper.Work(tmp_path / "work")
+    work = work_mod.Work(tmp_path / "work")
     (work.outputs / "model" / "variables").mkdir(parents=True)
     (work.outputs / "model" / "variables" / "etc").symlink_to("/etc")
-    with pytest.raises(wrapper.StageFailed, match="out/outputs/model/variables/etc is a symlink"):
-        wrapper.check_out(_invocation(f"file://{tmp_path / 'store'}"), work)
+    with pytest.raises(work_mod.StageFailed, match="out/outputs/model/variables/etc is a symlink"):
+        work_mod.check_out(_invocation(f"file://{tmp_path / 'store'}"), work)
 
 
 def test_regular_files_and_folders_pass(tmp_path: Path) -> None:
-    work = wrapper.Work(tmp_path / "work")
+    work = work_mod.Work(tmp_path / "work")
     (work.outputs / "model").mkdir(parents=True)
     (work.outputs / "model" / "weights.bin").write_bytes(b"\0" * 8)
     work.metrics.write_text('{"loss": 1.0}\n')
-    wrapper.check_out(_invocation(f"file://{tmp_path / 'store'}"), work)
+    work_mod.check_out(_invocation(f"file://{tmp_path / 'store'}"), work)
 
 
 def test_the_live_metrics_follower_does_not_publish_through_a_symlink(tmp_path: Path, secret: Path) -> None:
     store = store_mod.Store(f"file://{tmp_path / 'store'}")
     inv = _invocation(store.url)
-    work = wrapper.Work(tmp_path / "work")
+    work = work_mod.Work(tmp_path / "work")
     work.out.mkdir(parents=True)
     os.symlink(secret, work.metrics)
     done = threading.Event()
     done.set()  # one pass of the sidecar's loop is enough
-    wrapper.live(inv, store, work, done)
+    supervise.live(inv, store, work, done)
     assert not store.exists(layout.live_metrics_rel(inv.run_id, inv.stage, inv.trial))
     with pytest.raises(OSError):
-        wrapper.read_regular(work.metrics)
+        work_mod.read_regular(work.metrics)
     work.metrics.unlink()
     work.metrics.write_text('{"step": 0, "loss": 0.5}\n')
-    assert wrapper.read_regular(work.metrics, 2) == b'step": 0, "loss": 0.5}\n'
+    assert work_mod.read_regular(work.metrics, 2) == b'step": 0, "loss": 0.5}\n'

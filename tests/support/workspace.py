@@ -6,15 +6,14 @@ import io
 import shutil
 from pathlib import Path
 
-import pytest
 from rich.console import Console
 
-from tycho.api import models, validation
+from tycho.api import models, overrides, validation
 from tycho.executors import process
 from tycho.provenance import documents
 from tycho.runners import local, progress
 
-TOY = Path(__file__).resolve().parents[2] / "fixtures" / "toy"
+TOY = Path(__file__).resolve().parents[1] / "fixtures" / "toy"
 
 
 class Workspace:
@@ -29,9 +28,9 @@ class Workspace:
         self.store_url = f"file://{root / 'store'}"
         self.output = io.StringIO()
 
-    def pipeline(self, **overrides: str) -> models.ExperimentPipeline:
+    def pipeline(self, **changes: str) -> models.ExperimentPipeline:
         pipeline = validation.load_text(self.manifest.read_text())
-        return validation.apply_overrides(pipeline, overrides) if overrides else pipeline
+        return overrides.apply(pipeline, [f"{k}={v}" for k, v in changes.items()]) if changes else pipeline
 
     def options(self, **kw: object) -> local.Options:
         return local.Options(store_url=self.store_url, manifest_dir=self.root, logs_dir=self.root / "logs",
@@ -51,8 +50,3 @@ class Workspace:
 
     def object(self, digest: str) -> Path:
         return self.root / "store" / "objects" / "sha256" / digest
-
-
-@pytest.fixture
-def ws(tmp_path: Path) -> Workspace:
-    return Workspace(tmp_path)

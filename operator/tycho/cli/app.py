@@ -1,0 +1,105 @@
+"""Parse the command line, run the command, and map every failure to its exit code.
+
+This is the one place that decides how a failure looks to a user or a script: bad input
+(a flag, ``--set``, a manifest, a run id that matches nothing, a store item Tycho cannot
+use) exits 2 with one ``error ...`` line per problem on stderr, naming what to fix, and
+with ``--json`` also ``{"error": ..., "problems": [...]}`` on stdout. A traceback means a
+bug in Tycho, never bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from tycho import __version__
+from tycho.api import problems
+from tycho.cli import pipeline, records, stage, system, views
+from tycho.cli.output import EXIT_INVALID
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+GROUPS = (pipeline, views, records, stage, system)
+"""The command modules, in the order ``tycho --help`` lists their commands."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error goes through the same path as every other bad input
+    (one ``error FLAG: ...`` line, exit 2, JSON with ``--json``) instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        where, _, what = message.partition(": ")
+        if not where.startswith("argument ") or not what:
+            where, what = self.prog, message
+        raise problems.InvalidInput([problems.Problem(
+            where.removeprefix("argument ").split("/")[-1], what, f"see `{self.prog} --help`")])
+
+
+def parser() -> argparse.ArgumentParser:
+    p = Parser(prog="tycho", description="Reproducible ML pipelines with provenance.")
+    p.add_argument("--version", action="version", version=f"tycho {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for group in GROUPS:
+        group.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    as_json = "--json" in argv
+    try:
+        args = parser().parse_args(argv)
+    except problems.InvalidInput as bad:
+        return _invalid(bad, as_json, _stderr())
+    if not getattr(args, "console", True):  # stage-exec, crd, operator: no terminal output of ours
+        try:
+            code: int = args.handler(args)
+        except problems.InvalidInput as bad:
+            return _invalid(bad, False, _stderr())
+        return code
+    from rich.console import Console
+
+    # No emoji codes, no markup in what users wrote: names are shown as written.
+    out, err = Console(soft_wrap=True, emoji=False), Console(stderr=True, soft_wrap=True, emoji=False)
+    try:
+        code = args.handler(args, out, err)
+        return code
+    except problems.InvalidInput as bad:
+        return _invalid(bad, args.json, err)
+    except (LookupError, FileNotFoundError) as missing:  # a run, an object, a file that is not there
+        return _failed(str(missing).strip("\"'"), args.json, err)
+    except Exception as broken:  # noqa: BLE001 - a store item Tycho cannot use: one line, never a traceback
+        from tycho.provenance import store as store_mod
+
+        if not isinstance(broken, (ValueError, OSError, store_mod.IntegrityError)):
+            raise
+        first = str(broken).splitlines()[0] if str(broken) else ""
+        return _failed(f"{type(broken).__name__}: {first}", args.json, err)
+
+
+def _stderr() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, soft_wrap=True, emoji=False)
+
+
+def _invalid(bad: problems.InvalidInput, as_json: bool, err: Console) -> int:
+    if as_json:
+        doc: dict[str, Any] = {"error": str(bad.problems[0]) if bad.problems else str(bad),
+                               "problems": [p.__dict__ for p in bad.problems]}
+        if isinstance(bad, problems.InvalidManifest):
+            doc["valid"] = False
+        sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    for problem in bad.problems:
+        err.print(f"error {problem}", markup=False, highlight=False)
+    return EXIT_INVALID
+
+
+def _failed(message: str, as_json: bool, err: Console) -> int:
+    if as_json:
+        sys.stdout.write(json.dumps({"error": message}, indent=2, sort_keys=True) + "\n")
+    err.print(f"error {message}", markup=False, highlight=False)
+    return EXIT_INVALID

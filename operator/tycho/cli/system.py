@@ -1,0 +1,30 @@
+"""Commands for installing and running Tycho on a cluster: ``crd`` (the CustomResource-
+Definition generated from the API models) and ``operator`` (the Kubernetes operator)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tycho.cli import arguments
+
+
+def register(sub: arguments.SubParsers) -> None:
+    crd_ = sub.add_parser("crd", help="print the CustomResourceDefinition generated from the API models")
+    crd_.set_defaults(handler=crd, console=False)
+    op = sub.add_parser("operator", help="run the Kubernetes operator (settings from TYCHO_* env, see tycho.settings)")
+    op.set_defaults(handler=operator, console=False)
+    op.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+
+
+def crd(args: argparse.Namespace) -> int:
+    from tycho.api import crd as crd_mod
+
+    sys.stdout.write(crd_mod.render())
+    return 0
+
+
+def operator(args: argparse.Namespace) -> int:
+    from tycho.controller import main as operator_main
+
+    return operator_main.run(verbose=args.verbose)
