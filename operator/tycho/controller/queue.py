@@ -20,6 +20,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 
+from tycho import backoff
 from tycho.controller import events as events_mod, metrics, reconciler
 
 log = logging.getLogger("tycho.operator")
@@ -71,7 +72,7 @@ class WorkQueue:
                 except Exception as err:  # noqa: BLE001 - any failure is retried here, and only here
                     slot.failures += 1
                     metrics.RECONCILE_ERRORS.inc()
-                    delay = min(MAX_BACKOFF, 2.0 ** slot.failures)
+                    delay = backoff.delay(slot.failures, base=2.0, cap=MAX_BACKOFF)
                     log.warning("reconcile of %s/%s failed (%s: %s); retrying in %.0fs", ns, name,
                                 type(err).__name__, err, delay)
                     self.requeue(ns, name, delay)

@@ -113,8 +113,6 @@ class Pass:
                 return prior
             return documents.StageResult(name=stage.name, message=_waits_for(stage, self.outputs))
         parts = cachekey.components(stage, self.ctx.image_parts[stage.name], self.ctx.code.digest, digests)
-        if stage.sweep is not None:
-            parts["sweep"] = stage.sweep.model_dump(mode="json", by_alias=True)
         key = cachekey.key(parts)
         if prior.cache_key == key and prior.phase in (*phases.DONE, "Failed", "Cancelled"):
             return prior.model_copy(update={"key_components": parts})

@@ -50,16 +50,6 @@ def batches(sweep: models.Sweep) -> list[range]:
     return [range(start, min(start + p, sweep.trials)) for start in range(0, sweep.trials, p)]
 
 
-def batch_of(sweep: models.Sweep, index: int) -> int:
-    return index // sweep.parallelism
-
-
-def grid_size(sweep: models.Sweep) -> int | None:
-    """Points in the grid (None when a parameter is a range)."""
-    sizes = [len(p.values) for p in sweep.parameters.values() if p.values is not None]
-    return math.prod(sizes) if len(sizes) == len(sweep.parameters) else None
-
-
 def startup_trials(sweep: models.Sweep) -> int:
     """TPE suggests at random until this many trials finished: the first batch (at least 3),
     so a small sweep is not a random search in disguise (Optuna's default is 10)."""

@@ -94,10 +94,8 @@ def _trial(p: Pass, stage: models.Stage, index: int, swept: dict[str, Any],
     sw = stage.sweep
     assert sw is not None
     unit = stage.model_copy(update={"params": {**stage.params, **swept}, "sweep": None})
-    parts = cachekey.components(unit, p.ctx.image_parts[stage.name], p.ctx.code.digest, digests)
-    parts["objective"] = sw.objective.metric
-    if rule is not None:
-        parts["earlyStopping"] = rule.model_dump(mode="json")
+    parts = cachekey.components(unit, p.ctx.image_parts[stage.name], p.ctx.code.digest, digests, trial_of=sw,
+                                stop_rule=rule.model_dump(mode="json") if rule is not None else None)
     key = cachekey.key(parts)
     base = documents.TrialResult(index=index, params=swept, cache_key=key)
     if prior is not None and prior.cache_key == key and prior.phase in phases.TRIAL_FINISHED:

@@ -21,7 +21,6 @@ import re
 from typing import Literal
 
 Op = Literal["=", "!=", "<", "<=", ">", ">=", "~", "!~", "in", "not in", "missing", "present"]
-COMPARISONS: tuple[Op, ...] = ("=", "!=", "<", "<=", ">", ">=", "~", "!~")
 
 
 class FilterError(ValueError):

@@ -22,8 +22,6 @@ from tycho.api import phases
 from tycho.provenance import documents, layout, metrics as metrics_mod
 
 Kind = Literal["param", "metric", "stage_metric"]
-KINDS: tuple[Kind, ...] = ("metric", "param", "stage_metric")
-"""The order in which a bare key is looked up."""
 
 
 @dataclasses.dataclass(frozen=True)

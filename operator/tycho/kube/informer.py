@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from tycho import backoff
 from tycho.kube import client, naming, observe
 
 log = logging.getLogger("tycho.operator")
@@ -156,7 +157,7 @@ class JobInformer:
                     self.version = ""  # too old: list again
                     continue
                 failures += 1
-                delay = min(MAX_BACKOFF, 2.0 ** (failures - 1))
+                delay = backoff.delay(failures, base=1.0, cap=MAX_BACKOFF)
                 log.warning("watching Jobs%s failed (%s: %s); again in %.0fs",
                             f" in {self.namespace}" if self.namespace else "", type(err).__name__, err, delay)
                 self.stopping.wait(delay)

@@ -61,10 +61,6 @@ def stage_labels(pipeline: str, stage: str, run_id: str, key: str) -> dict[str, 
     }
 
 
-def pipeline_selector(pipeline: str) -> str:
-    return f"{LABEL_PIPELINE}={pipeline}"
-
-
 def owner_reference(name: str, uid: str) -> dict[str, Any]:
     """The pipeline as controller of a Job: deleting the pipeline garbage-collects its Jobs.
 

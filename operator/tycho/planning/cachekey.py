@@ -45,9 +45,14 @@ def image_part(*, reference: str, digest: str | None = None,
 
 
 def components(stage: models.Stage, image: Mapping[str, Any], code_digest: str,
-               input_digests: Mapping[str, str]) -> dict[str, Any]:
-    """Everything the key covers, by name (the names ``explain`` reports)."""
-    return {
+               input_digests: Mapping[str, str], *, trial_of: models.Sweep | None = None,
+               stop_rule: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Everything the key covers, by name (the names ``explain`` reports).
+
+    A sweep stage's key covers its whole sweep; a trial (``trial_of``: the sweep it belongs
+    to, ``stage`` carrying the trial's params) covers the objective it reports and the
+    early-stopping rule it ran under (``stop_rule``), which decide what its outputs are."""
+    parts: dict[str, Any] = {
         "tycho": KEY_SCHEMA,
         "cacheVersion": stage.cache.version,
         "image": dict(image),
@@ -59,6 +64,13 @@ def components(stage: models.Stage, image: Mapping[str, Any], code_digest: str,
         "outputs": sorted(o.name if o.type == "file" else f"{o.name}/" for o in stage.outputs),
         "code": code_digest,
     }
+    if stage.sweep is not None:
+        parts["sweep"] = stage.sweep.model_dump(mode="json", by_alias=True)
+    if trial_of is not None:
+        parts["objective"] = trial_of.objective.metric
+        if stop_rule is not None:
+            parts["earlyStopping"] = dict(stop_rule)
+    return parts
 
 
 def key(parts: Mapping[str, Any]) -> str:

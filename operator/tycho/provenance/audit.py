@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tycho.api import phases
 from tycho.planning import cachekey
-from tycho.provenance import documents, layout, record, signing, slsa, store as store_mod, tree
+from tycho.provenance import cache as cache_mod, documents, layout, record, signing, slsa, store as store_mod, tree
 
 Keys = dict[str, ed25519.Ed25519PublicKey]
 TRUSTED_ENV = "TYCHO_TRUSTED_KEYS"
@@ -222,9 +222,7 @@ def check_entry(store: store_mod.Store, rel: str, keys: Keys,
     except (pydantic.ValidationError, ValueError) as err:
         return None, [Finding(rel, f"cache entry does not parse: {str(err).splitlines()[0]}")]
     findings: list[Finding] = []
-    written = (json.dumps(entry.model_dump(mode="json", by_alias=True, exclude_none=True), indent=2, sort_keys=True)
-               + "\n").encode()
-    if written != data:
+    if cache_mod.encode(entry) != data:
         findings.append(Finding(rel, "cache entry is not what Tycho wrote (edited or corrupt)"))
     if layout.cache_rel(entry.key) != rel:
         findings.append(Finding(rel, f"cache entry holds key {entry.key[:16]}…, not the key it is stored under"))
@@ -346,8 +344,7 @@ def check_producer(store: store_mod.Store, rel: str, known: Mapping[str, tuple[s
         record_rel = layout.rel(str(doc["record"]))
     except (ValueError, KeyError, TypeError):
         return [Finding(rel, "producer index does not parse")]
-    expected = (json.dumps({"sha256": digest, "record": record_rel}, indent=2, sort_keys=True) + "\n").encode()
-    if data != expected:
+    if data != cache_mod.producer_bytes(digest, record_rel):
         return [Finding(rel, "producer index is not what Tycho wrote (edited or corrupt)")]
     parsed = known[record_rel][0] if record_rel in known else check_record(store, record_rel, keys)[0]
     if parsed is None or digest not in {s.digest["sha256"] for s in parsed.statement.subject}:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import pydantic
 
-from tycho.provenance import documents, layout, store as store_mod, tree
+from tycho.provenance import documents, jsondoc, layout, store as store_mod, tree
 
 
 def read(store: store_mod.Store, key: str) -> documents.CacheEntry | None:
@@ -22,8 +22,22 @@ def read(store: store_mod.Store, key: str) -> documents.CacheEntry | None:
         return None  # an unreadable entry is no entry: the stage runs and writes a good one
 
 
+def encode(entry: documents.CacheEntry) -> bytes:
+    """The bytes a cache entry is stored as (``verify`` compares against them)."""
+    return jsondoc.encode(entry.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
 def write(store: store_mod.Store, entry: documents.CacheEntry) -> None:
-    store.write_json(layout.cache_rel(entry.key), entry.model_dump(mode="json", by_alias=True, exclude_none=True))
+    store.write_bytes(layout.cache_rel(entry.key), encode(entry))
+
+
+def producer_bytes(digest: str, record_rel: str) -> bytes:
+    """``producers/<hex>.json``: which record produced an object (``tycho lineage`` starts there)."""
+    return jsondoc.encode({"sha256": digest, "record": record_rel})
+
+
+def write_producer(store: store_mod.Store, digest: str, record_rel: str) -> None:
+    store.write_bytes(layout.producer_rel(digest), producer_bytes(digest, record_rel))
 
 
 def verified(store: store_mod.Store, outputs: Mapping[str, str], directories: list[str]) -> bool:

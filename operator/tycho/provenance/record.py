@@ -11,12 +11,11 @@ lives: docs/contracts.md §4.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tycho import __version__
-from tycho.provenance import documents, layout, slsa, tree
+from tycho.provenance import documents, jsondoc, layout, slsa, tree
 
 STATEMENT_TYPE = slsa.STATEMENT_TYPE
 PREDICATE_TYPE = slsa.PREDICATE_TYPE
@@ -56,7 +55,7 @@ def _blob(name: str, digest: str, media_type: str) -> dict[str, Any]:
 
 def encode(doc: Mapping[str, Any]) -> bytes:
     """The bytes a record is stored (and signed) as."""
-    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    return jsondoc.encode(doc)
 
 
 def build(*, stage: str, pipeline: Mapping[str, Any], run_id: str, invocation_id: str, executor: str,

@@ -17,7 +17,7 @@ import pydantic
 import pydantic_core
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from tycho.provenance import documents, layout, signing, store as store_mod
+from tycho.provenance import documents, jsondoc, layout, signing, store as store_mod
 
 HEARTBEAT_SECONDS = 30.0
 """How often a local run refreshes ``heartbeatAt``; a run silent for 4x this is Lost."""
@@ -47,7 +47,7 @@ def encode(summary: documents.RunSummary) -> bytes:
 
 
 def marker_bytes(run_id: str) -> bytes:
-    return (json.dumps({"runId": run_id}, indent=2, sort_keys=True) + "\n").encode()
+    return jsondoc.encode({"runId": run_id})
 
 
 def save(store: store_mod.Store, summary: documents.RunSummary, *, indexed: bool = False) -> str:

@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tycho.provenance import hashing, layout
+from tycho.provenance import hashing, jsondoc, layout
 
 if TYPE_CHECKING:
     import fsspec
@@ -159,7 +159,7 @@ class Store:
 
     def write_json_once(self, rel: str, doc: Any) -> str:
         """Create a JSON document that must not exist yet; returns its URI."""
-        return self.write_bytes_once(rel, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+        return self.write_bytes_once(rel, jsondoc.encode(doc))
 
     def write_bytes_once(self, rel: str, data: bytes) -> str:
         """Create a file that must not exist yet (records, attestations); returns its URI.
@@ -185,7 +185,7 @@ class Store:
 
     def write_json(self, rel: str, doc: Any) -> str:
         """Create or replace a JSON document (indexes, not records); atomic on local disks."""
-        self._write_atomic(self._path(rel), (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+        self._write_atomic(self._path(rel), jsondoc.encode(doc))
         return self.uri(rel)
 
     def write_bytes(self, rel: str, data: bytes) -> None:

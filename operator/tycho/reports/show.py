@@ -14,7 +14,7 @@ from pydantic import alias_generators
 
 from tycho.api import phases
 from tycho.index import rows
-from tycho.provenance import documents, layout, media, metrics as metrics_mod, runs, store as store_mod, tree
+from tycho.provenance import documents, layout, media, metrics as metrics_mod, store as store_mod, tree
 
 
 class Model(pydantic.BaseModel):
@@ -196,7 +196,3 @@ def view(store: store_mod.Store, summary: documents.RunSummary, with_artifacts: 
         code=summary.code, headline=dict([best]) if best else {},
         executed=sum(s.phase == "Succeeded" for s in summary.stages.values()),
         hits=sum(s.phase == "Cached" for s in summary.stages.values()), stages=stages)
-
-
-def load(store: store_mod.Store, run_id: str) -> documents.RunSummary:
-    return runs.load(store, run_id)

@@ -13,7 +13,17 @@ import json
 import os
 from typing import Any
 
-from tycho.provenance import cache, documents, layout, metrics as metrics_mod, record, signing, store as store_mod, tree
+from tycho.provenance import (
+    cache,
+    documents,
+    jsondoc,
+    layout,
+    metrics as metrics_mod,
+    record,
+    signing,
+    store as store_mod,
+    tree,
+)
 from tycho.stage import checks as checks_mod, imports
 from tycho.stage.invocation import Invocation, Result
 from tycho.stage.work import Log, StageFailed, Work, check_out, missing
@@ -63,11 +73,12 @@ def publish(inv: Invocation, store: store_mod.Store, work: Work, log: Log = prin
     metrics_log = store.put_bytes("\n".join(lines).encode() + (b"\n" if lines else b""))
     if stopped is not None:
         digests = {METRICS_LOG: metrics_log}
-    metrics_blob = store.put_bytes(_canonical(metrics))
+    metrics_blob = store.put_bytes(jsondoc.encode(metrics))
     checks = checks_mod.read(work.checks)
-    checks_blob = store.put_bytes(_canonical([c.model_dump(mode="json") for c in checks])) if checks else None
+    checks_blob = store.put_bytes(jsondoc.encode([c.model_dump(mode="json") for c in checks])) if checks else None
     distributions = imports.read(work.imports) or None
-    environment_blob = store.put_bytes(_canonical({"distributions": distributions or {}, "execution": ran["facts"]}))
+    environment = {"distributions": distributions or {}, "execution": ran["facts"]}
+    environment_blob = store.put_bytes(jsondoc.encode(environment))
     code_ref = _code(inv, store, work, log)
     sbom = store.put_file(work.sbom) if work.sbom.is_file() else None
     doc = record.build(
@@ -122,10 +133,6 @@ def _adopt(store: store_mod.Store, inv: Invocation) -> Result | None:
                   stopped=internal.get("stoppedAt"), checks=checks)
 
 
-def _canonical(value: object) -> bytes:
-    return json.dumps(value, indent=2, sort_keys=True).encode() + b"\n"
-
-
 def write_record(store: store_mod.Store, inv: Invocation, doc: dict[str, object], entry: documents.CacheEntry) -> str:
     """Write the record (write-once) and its signature, then the indexes that point at it."""
     rel = layout.record_rel(inv.run_id, inv.stage, inv.trial)
@@ -147,4 +154,4 @@ def _sign_and_index(store: store_mod.Store, inv: Invocation, data: bytes, entry:
     cache.write(store, entry)
     for digest in entry.outputs.values():
         if not store.exists(layout.producer_rel(digest)):
-            store.write_json(layout.producer_rel(digest), {"sha256": digest, "record": rel})
+            cache.write_producer(store, digest, rel)

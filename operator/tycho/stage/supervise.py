@@ -21,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 
+from tycho import backoff
 from tycho.provenance import code as code_mod, store as store_mod
 from tycho.stage import checks as checks_mod, contract, facts, follow as follow_mod, imports
 from tycho.stage.invocation import Invocation
@@ -165,7 +166,7 @@ def run(inv: Invocation, work: Work, log: Log = print, stop: threading.Event | N
         hook = imports.install_hook(Path(hook_dir))
         for attempt in range(1, inv.attempts + 1):
             if attempt > 1:
-                delay = inv.backoff_seconds * 2 ** (attempt - 2)
+                delay = backoff.delay(attempt - 1, base=inv.backoff_seconds)
                 log(f"[tycho] retry {attempt}/{inv.attempts} of {inv.stage} in {delay:g}s")
                 if stop.wait(delay):
                     raise StageCancelled(f"stage {inv.stage!r} was cancelled")

@@ -165,3 +165,19 @@ def test_verify_recomputes_remembered_suggestions_and_names_an_edited_one(sp: Sw
     problems = verify.verify(store, None, audit.trusted_keys(store)).problems
     rel = memo.relative_to(sp.root / "store").as_posix()
     assert problems == [f"{rel}: sweep suggestions differ from what the search answers to their question"]
+
+
+def test_explain_names_only_real_changes_of_a_sweep_that_waits_for_its_inputs(sp: SweepSpace) -> None:
+    """The key of a sweep stage covers its sweep: explain's guess for a stage that waits
+    must build it the same way, or it reports a change that is not there."""
+    from tycho.reports import explain
+
+    sp.sweep.update(trials=2, parallelism=2)
+    assert sp.run().phase == "Succeeded"
+    sp.doc["spec"]["stages"][0]["params"]["count"] = 4  # generate reruns, so score waits
+    rows = {r.stage: r for r in explain.explain(sp.pipeline(), sp.store_url, sp.root, sp.executor())}
+    assert rows["generate"].action == "run" and rows["generate"].changed == ["params.count: 3 -> 4"]
+    assert rows["score"].action == "wait" and rows["score"].changed == []
+    sp.sweep.update(trials=3)
+    rows = {r.stage: r for r in explain.explain(sp.pipeline(), sp.store_url, sp.root, sp.executor())}
+    assert rows["score"].changed == ["sweep.trials: 2 -> 3"]
