@@ -32,6 +32,7 @@ verify: venv
 	$(BIN)/mypy operator/tycho
 	$(BIN)/lint-imports
 	$(BIN)/tycho crd | diff -u charts/tycho/files/crd.yaml - || { echo "the CRD drifted from tycho.api.models: run make crd" >&2; exit 1; }
+	$(BIN)/tycho crd --admission-rules | diff -u charts/tycho/files/manifest-rules.yaml - || { echo "the admission rules drifted from tycho.api.rules: run make crd" >&2; exit 1; }
 
 ## host-setup: podman, buildah, debootstrap, containerd, CNI plugins (apt, when missing) and containers.conf
 host-setup:
@@ -65,6 +66,7 @@ cluster-smoke:
 
 crd: venv
 	$(BIN)/tycho crd > charts/tycho/files/crd.yaml
+	$(BIN)/tycho crd --admission-rules > charts/tycho/files/manifest-rules.yaml
 
 clean:
 	rm -rf $(VENV) .tycho .pytest_cache

@@ -45,9 +45,6 @@ check_gomod "$TYCHO_CLUSTER_SCRIPTS/go/k8s" k8s.io/kubernetes "$TYCHO_K8S_VERSIO
 check_gomod "$TYCHO_CLUSTER_SCRIPTS/go/etcd" go.etcd.io/etcd/server/v3 "$TYCHO_ETCD_VERSION"
 
 mkdir -p "$TYCHO_CACHE/bin"
-# Serialise concurrent build.sh runs (two worktrees, CI + dev shell).
-exec 9>"$TYCHO_CACHE/bin/.build.lock"
-flock 9
 
 TOTAL_START=$(date +%s)
 BUILT=()
@@ -56,6 +53,9 @@ BUILT=()
 # Runs the command with $OUT set to a scratch directory, then moves
 # $OUT/<binary-name> into place: an interrupted build never leaves a
 # half-written binary that a later run would mistake for a cached one.
+# A cached binary is found without waiting; a build holds a lock of its own
+# (two worktrees building the same binary build it once, and a slow build of
+# one tool never blocks a run that only needs others).
 build_one() {
   local dest="$1" name="$2"; shift 2
   if [[ -x "$dest/$name" ]]; then
@@ -63,6 +63,13 @@ build_one() {
     return 0
   fi
   mkdir -p "$dest"
+  exec 9>"$dest/.build-$name.lock"
+  flock 9
+  if [[ -x "$dest/$name" ]]; then  # built by another build.sh while this one waited
+    exec 9>&-
+    log "$name: cached ($dest/$name)"
+    return 0
+  fi
   OUT="$(mktemp -d "$dest/.tmp.XXXXXX")"
   local start; start=$(date +%s)
   log "$name: building ..."
@@ -73,6 +80,7 @@ build_one() {
   fi
   mv -f "$OUT/$name" "$dest/$name"
   rm -rf "$OUT"
+  exec 9>&-
   local secs=$(( $(date +%s) - start ))
   log "$name: built in ${secs}s ($(du -h "$dest/$name" | cut -f1))"
   BUILT+=("$name=${secs}s")

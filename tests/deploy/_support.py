@@ -13,7 +13,6 @@ import copy
 import functools
 import json
 import os
-import re
 import shutil
 import subprocess
 from collections.abc import Iterable
@@ -22,6 +21,8 @@ from typing import Any
 
 import jsonschema
 import yaml
+
+from tests.support import tools
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "tycho"
@@ -36,29 +37,14 @@ Obj = dict[str, Any]
 
 # ---- tools -------------------------------------------------------------------------------
 
-def pinned_versions() -> dict[str, str]:
-    """TYCHO_*_VERSION from tests/cluster/env.sh (the single place they are pinned)."""
-    text = (CLUSTER_SCRIPTS / "env.sh").read_text()
-    return dict(re.findall(r"^(TYCHO_[A-Z_]+_VERSION)=(\S+)", text, re.M))
-
-
-@functools.cache
-def go_tool(name: str) -> Path:
-    """helm or kubeconform at the pinned version; built with tests/cluster/build.sh if missing."""
-    version = pinned_versions()[f"TYCHO_{name.upper()}_VERSION"]
-    binary = CACHE / "bin" / f"{name}-{version}" / name
-    if not os.access(binary, os.X_OK):
-        if shutil.which("go") is None and not Path("/usr/local/go/bin/go").exists():
-            raise FileNotFoundError(f"{binary} is missing and there is no Go toolchain to build it")
-        subprocess.run(["bash", str(CLUSTER_SCRIPTS / "build.sh"), name], check=True, timeout=1800)
-    return binary
+go_tool = tools.go_tool
 
 
 def kubectl() -> str:
     """$KUBECTL, else the kubectl built with the test cluster (same version), else PATH's."""
     if os.environ.get("KUBECTL"):
         return os.environ["KUBECTL"]
-    version = pinned_versions().get("TYCHO_K8S_VERSION", "")
+    version = tools.pinned_versions().get("TYCHO_K8S_VERSION", "")
     built = CACHE / "bin" / f"kubernetes-{version}" / "kubectl"
     return str(built) if os.access(built, os.X_OK) else "kubectl"
 

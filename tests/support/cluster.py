@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tests.support import tools, waiting
 from tycho.kube import client, naming
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,8 +81,7 @@ def running() -> Iterator[Cluster]:
         raise RuntimeError("the running cluster completes pods by itself (TYCHO_KWOK_AUTOCOMPLETE=1); "
                            "the tests need to control pods: run tests/cluster/down.sh first")
     c = Cluster(STATE / "kubeconfig", read_env_file(STATE / "s3.env"))
-    c.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    c.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/experimentpipelines.tycho.dev")
+    install_api(c)
     # This test process reads MinIO (to upload inputs, to check records) and the API server
     # with the cluster's credentials; the stage runs it starts get only their Job's env.
     saved = {k: os.environ.get(k) for k in [*c.s3, "KUBECONFIG"]}
@@ -96,6 +96,32 @@ def running() -> Iterator[Cluster]:
                 os.environ[k] = v
         if started:
             subprocess.run(["bash", str(SCRIPTS / "down.sh")], check=False)
+
+
+def install_api(c: Cluster) -> None:
+    """The CRD and the chart's admission policy (its manifest rules, no cluster policy), as
+    ``helm install`` puts them: the API server refuses what ``tycho validate`` refuses."""
+    c.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    c.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/experimentpipelines.tycho.dev")
+    policy = subprocess.run([str(tools.go_tool("helm")), "template", "tycho", str(REPO / "charts" / "tycho"),
+                             "--kube-version", "1.34", "--show-only", "templates/admission-policy.yaml"],
+                            capture_output=True, text=True, check=True, timeout=120).stdout
+    c.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=policy)
+
+    def in_force() -> bool:  # a new policy takes a moment before the API server enforces it
+        probe = c.kubectl("apply", "--dry-run=server", "-n", "default", "-f", "-", check=False, input=REFUSED_PROBE)
+        return "denied request" in probe.stderr
+
+    waiting.wait_for(in_force, 60, "the admission policy to be enforced")
+
+
+REFUSED_PROBE = """
+apiVersion: tycho.dev/v1alpha1
+kind: ExperimentPipeline
+metadata: {name: probe}
+spec: {stages: [{name: a, image: "img:1", command: [x], outputs: [a/b]}]}
+"""
+"""A pipeline only the admission policy refuses (an output name with '/')."""
 
 
 class Kube(client.Kube):

@@ -12,21 +12,22 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 
-from tycho.api import references
+from tycho.api import references, rules
 from tycho.api.schema import (
-    CRD_MAX_INPUTS,
-    CRD_MAX_OUTPUTS,
-    CRD_MAX_REF,
-    CRD_MAX_STAGES,
     DNS_LABEL,
     DNS_SUBDOMAIN,
     ENV_NAME,
     FILE_NAME,
+    MAX_INPUTS,
+    MAX_OUTPUTS,
+    MAX_QUANTITY,
+    MAX_REF,
+    MAX_STAGES,
+    MAX_SWEPT,
     SHA256,
     STAGE_NAME_MAX,
     Model,
     crd,
-    rule,
 )
 
 GROUP = "tycho.dev"
@@ -39,7 +40,10 @@ SHORT_NAMES = ["xp"]
 
 Scalar = bool | int | float | str
 ParamValue = bool | int | float | str | list[Scalar]
-Quantity = int | float | str
+Quantity = int | str
+"""A Kubernetes quantity: a whole number, or a string such as 500m, 2, 512Mi (as in a pod spec)."""
+LIST_MAP: dict[str, pydantic.JsonValue] = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
+"""A list of named items: the API server refuses two with one name (and server-side apply merges by name)."""
 
 
 class SecretKeyRef(Model):
@@ -55,8 +59,7 @@ class EnvValueFrom(Model):
 
 
 class EnvVar(Model):
-    model_config = pydantic.ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        rule("has(self.value) != has(self.valueFrom)", "set exactly one of value and valueFrom")]})
+    model_config = pydantic.ConfigDict(json_schema_extra=rules.rules(*rules.ENV_VAR))
     name: str = pydantic.Field(json_schema_extra=crd(pattern=ENV_NAME))
     """Environment variable name."""
     value: str | None = None
@@ -87,13 +90,11 @@ class Code(Model):
 
 
 class StageInput(Model):
-    model_config = pydantic.ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        rule("has(self.from) != has(self.url)",
-             "set exactly one of from (STAGE/OUTPUT) and url (external data)")]})
-    name: str = pydantic.Field(json_schema_extra=crd(pattern=FILE_NAME, maxLength=CRD_MAX_REF))
+    model_config = pydantic.ConfigDict(json_schema_extra=rules.rules(*rules.STAGE_INPUT))
+    name: str = pydantic.Field(json_schema_extra=crd(pattern=FILE_NAME, maxLength=MAX_REF))
     """File name of the input inside the stage's inputs directory."""
     from_: str | None = pydantic.Field(default=None, alias="from",
-                                       json_schema_extra=crd(pattern=r"^[^/]+/[^/]+$", maxLength=CRD_MAX_REF))
+                                       json_schema_extra=crd(pattern=r"^[^/]+/[^/]+$", maxLength=MAX_REF))
     """Another stage's output, as STAGE/OUTPUT."""
     url: str | None = None
     """External data (any fsspec URL) instead of a stage output."""
@@ -109,16 +110,18 @@ class GPU(Model):
 
 
 class ResourceList(Model):
-    cpu: Quantity | None = None
+    model_config = pydantic.ConfigDict(json_schema_extra=rules.rules(*rules.RESOURCE_LIST))
+    cpu: Quantity | None = pydantic.Field(default=None, json_schema_extra=crd(maxLength=MAX_QUANTITY))
     """A Kubernetes quantity such as 500m or 2."""
-    memory: Quantity | None = None
+    memory: Quantity | None = pydantic.Field(default=None, json_schema_extra=crd(maxLength=MAX_QUANTITY))
     """A Kubernetes quantity such as 512Mi or 2Gi."""
 
 
 class Resources(Model):
-    cpu: Quantity | None = None
+    model_config = pydantic.ConfigDict(json_schema_extra=rules.rules(*rules.RESOURCES))
+    cpu: Quantity | None = pydantic.Field(default=None, json_schema_extra=crd(maxLength=MAX_QUANTITY))
     """CPU request and limit, a Kubernetes quantity such as 500m or 2 (shorthand for requests.cpu = limits.cpu)."""
-    memory: Quantity | None = None
+    memory: Quantity | None = pydantic.Field(default=None, json_schema_extra=crd(maxLength=MAX_QUANTITY))
     """Memory request and limit, a Kubernetes quantity such as 512Mi or 2Gi (shorthand for requests.memory = limits.memory)."""  # noqa: E501
     requests: ResourceList | None = None
     """What the scheduler reserves, when it should differ from the limit."""
@@ -163,7 +166,8 @@ class Cache(Model):
 class SweepParameter(Model):
     """One swept param: a list of values, or a numeric range."""
 
-    values: list[Scalar] | None = None
+    model_config = pydantic.ConfigDict(json_schema_extra=rules.rules(*rules.SWEEP_PARAMETER))
+    values: list[Scalar] | None = pydantic.Field(default=None, json_schema_extra=crd(minItems=1))
     """The values to choose from (grid needs these)."""
     low: float | None = None
     """Lower end of a numeric range (inclusive)."""
@@ -176,7 +180,7 @@ class SweepParameter(Model):
 
 
 class Objective(Model):
-    metric: str
+    metric: str = pydantic.Field(json_schema_extra=crd(pattern=r"\S"))
     """The metric a trial reports (its last value is the trial's objective)."""
     goal: Literal["maximize", "minimize"] = "maximize"
 
@@ -192,7 +196,7 @@ class Sweep(Model):
     """Run the stage as trials, each a stage execution of its own (own params, cache key,
     record, outputs), and expose the best trial's outputs as the stage's outputs."""
 
-    parameters: dict[str, SweepParameter]
+    parameters: dict[str, SweepParameter] = pydantic.Field(max_length=MAX_SWEPT, json_schema_extra=crd(minProperties=1))
     """Swept params by name; a trial's params are the stage's params with these replaced."""
     algorithm: Literal["grid", "random", "tpe"] = "tpe"
     """How trials are suggested (Optuna's samplers, seeded)."""
@@ -212,7 +216,7 @@ OutputType = Literal["file", "directory"]
 
 
 class Output(Model):
-    name: str = pydantic.Field(json_schema_extra=crd(pattern=FILE_NAME, maxLength=CRD_MAX_REF))
+    name: str = pydantic.Field(json_schema_extra=crd(pattern=FILE_NAME, maxLength=MAX_REF))
     """File (or folder) name the stage writes under its outputs directory."""
     type: OutputType = "file"
     """file: one file. directory: a folder (a SavedModel, shards), stored as a tree of file digests."""
@@ -230,21 +234,23 @@ OutputItem = Annotated[Output, pydantic.BeforeValidator(_output), pydantic.WithJ
 
 
 class Stage(Model):
+    model_config = pydantic.ConfigDict(json_schema_extra=rules.rules(*rules.STAGE))
     name: str = pydantic.Field(json_schema_extra=crd(pattern=DNS_LABEL, maxLength=STAGE_NAME_MAX))
     """Stage name, a DNS-1123 label (lowercase letters, digits, '-')."""
-    image: str
+    image: str = pydantic.Field(json_schema_extra=crd(pattern=references.IMAGE_REFERENCE.pattern,
+                                                      maxLength=references.IMAGE_MAX))
     """Container image (tag or @sha256 digest). The resolved digest is always recorded."""
-    command: list[str]
+    command: list[str] = pydantic.Field(json_schema_extra=crd(minItems=1))
     """Command run in the code's working directory, e.g. [python, train.py]."""
     args: list[str] = []
     """Arguments appended to the command."""
-    env: list[EnvVar] = []
+    env: list[EnvVar] = pydantic.Field(default=[], json_schema_extra=crd(**LIST_MAP))
     """Extra environment variables."""
     params: dict[str, ParamValue] = {}
     """Typed parameters (bool, int, float, string, or a list of those) given to the stage as a JSON file."""
-    inputs: list[StageInput] = pydantic.Field(default=[], json_schema_extra=crd(maxItems=CRD_MAX_INPUTS))
+    inputs: list[StageInput] = pydantic.Field(default=[], max_length=MAX_INPUTS, json_schema_extra=crd(**LIST_MAP))
     """Files the stage reads: outputs of earlier stages or external data."""
-    outputs: list[OutputItem] = pydantic.Field(default=[], json_schema_extra=crd(maxItems=CRD_MAX_OUTPUTS))
+    outputs: list[OutputItem] = pydantic.Field(default=[], max_length=MAX_OUTPUTS)
     """What the stage must write: names of files, or {name, type: directory} for folders."""
     resources: Resources = Resources()
     """CPU, memory and GPU."""
@@ -274,13 +280,7 @@ class Stage(Model):
 
 
 class Spec(Model):
-    model_config = pydantic.ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        rule("self.stages.all(s, self.stages.exists_one(t, t.name == s.name))",
-             "stage names must be unique", ".stages"),
-        rule("self.stages.all(s, !has(s.inputs) || s.inputs.all(i, !has(i.from) || "
-             "self.stages.exists(t, i.from.startsWith(t.name + '/'))))",
-             "every inputs[].from must name a stage of this pipeline as STAGE/OUTPUT", ".stages"),
-    ]})
+    model_config = pydantic.ConfigDict(json_schema_extra=rules.rules(*rules.SPEC))
     description: str = ""
     """What this pipeline is for."""
     owner: str = ""
@@ -295,7 +295,7 @@ class Spec(Model):
     """Stop creating stage Jobs and delete running ones; setting it back to false resumes."""
     max_parallel: int = pydantic.Field(default=2, ge=1, le=64)
     """How many independent stages may run at once."""
-    stages: list[Stage] = pydantic.Field(json_schema_extra=crd(maxItems=CRD_MAX_STAGES, minItems=1))
+    stages: list[Stage] = pydantic.Field(min_length=1, max_length=MAX_STAGES, json_schema_extra=crd(**LIST_MAP))
     """The stages; order does not matter, inputs define the graph."""
 
 

@@ -11,7 +11,6 @@ up in records, status and logs), and literal values that are secrets (use
 from __future__ import annotations
 
 import re
-import urllib.parse
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -31,6 +30,9 @@ IMAGE_REFERENCE = re.compile(
     rf"^(?:{_DOMAIN}/)?{_PATH}(?:/{_PATH})*(?::[\w][\w.-]{{0,127}})?"
     r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$")
 """github.com/distribution/reference's grammar: [domain[:port]/]path[:tag][@digest]."""
+IMAGE_MAX = 512
+IMAGE_DIGEST = r"@sha256:[0-9a-f]{64}$"
+"""How a sha256 image digest must look: 64 lowercase hex digits."""
 
 STORE_SCHEMES = ("file", "s3", "gs", "gcs", "az", "abfs", "abfss")
 """Where a store can live: fsspec file systems that can be written."""
@@ -40,18 +42,35 @@ SECRET_NAME = re.compile(r"(?i)(secret|passw(or)?d|token|api_?key|access_?key|pr
 SECRET_VALUE = re.compile(
     r"(AKIA|ASIA)[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_\w{20,}"
     r"|xox[abprs]-[A-Za-z0-9-]{10,}|sk-[A-Za-z0-9_-]{20,}|eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.")
-SECRET_QUERY = re.compile(r"(?i)(signature|token|secret|password|sig|key|credential)")
+SECRET_MIN_LENGTH = 8
+"""A literal under a secret-sounding name is refused from this length on (shorter ones are flags)."""
+
+# The grammar of URLs, as regular expressions both this module (Python's re) and the
+# CRD's CEL rules (tycho.api.rules, RE2) apply, so a URL means the same on both sides.
+URL_WITH_SCHEME = r"^[A-Za-z][A-Za-z0-9+.-]*://"
+URL_RELATIVE_FILE = r"(?i)^file://[^/]"
+"""``file://PATH`` without the third slash: relative to what? (the operator and a laptop disagree)."""
+URL_CREDENTIALS = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@"
+"""``user:password@`` in the authority: they end up in records, status and logs."""
+URL_SECRET_QUERY = r"(?i)[?&][^=&#]*(signature|token|secret|password|sig|key|credential)[^=&#]*="
+"""A signed URL's signature or a token in the query string."""
+URL_CLIMBS = r"^([^?#]*/)?\.\.([/?#]|$)"
+"""A ``..`` path segment."""
+
+
+def scheme_pattern(schemes: tuple[str, ...]) -> str:
+    """A URL whose scheme is one of ``schemes`` (any case)."""
+    return r"(?i)^(" + "|".join(schemes) + r")://"
 
 
 def image(value: str, path: str) -> Iterable[Found]:
     if not value.strip():
         return  # reported as empty elsewhere
-    if len(value) > 512 or not IMAGE_REFERENCE.match(value):
+    if len(value) > IMAGE_MAX or not IMAGE_REFERENCE.match(value):
         yield (path, f"{value!r} is not an image reference", "write [REGISTRY/]REPOSITORY[:TAG][@sha256:DIGEST] "
                "with a lowercase repository, e.g. ghcr.io/acme/stage:1.2@sha256:<64 hex>")
         return
-    _, at, digest = value.partition("@")
-    if at and digest.startswith("sha256:") and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+    if "@sha256:" in value and not re.search(IMAGE_DIGEST, value):
         yield (path, "a sha256 image digest has 64 lowercase hex digits", "copy the digest from the registry")
 
 
@@ -61,38 +80,36 @@ def url(value: str, path: str, schemes: tuple[str, ...], default: str | None = N
     machine relative to the working directory is fine (a flag, never a manifest)."""
     if value == default:
         return
-    parts = urllib.parse.urlsplit(value)
-    scheme = parts.scheme.lower()
     if not value.strip():
         yield (path, "is empty", "give a file:///PATH or an object store URL such as s3://BUCKET/PREFIX")
         return
-    if "://" not in value:
-        if value.startswith("/") or relative_ok:
-            return  # a local path
-        yield (path, f"{value!r} is a relative path", "give an absolute file:///PATH or an object store URL")
-        return
-    if scheme not in schemes:
-        yield (path, f"the scheme {scheme or '(none)'}:// cannot be served here",
+    if not re.match(URL_WITH_SCHEME, value):
+        if not (value.startswith("/") or relative_ok):
+            yield (path, f"{value!r} is a relative path", "give an absolute file:///PATH or an object store URL")
+    elif not re.match(scheme_pattern(schemes), value):
+        scheme = value.split("://", 1)[0].lower()
+        yield (path, f"the scheme {scheme}:// cannot be served here",
                "use one of: " + ", ".join(f"{s}://" for s in schemes))
         return
-    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+    if re.match(URL_CREDENTIALS, value):
         yield (path, "the URL holds credentials (user:password@)",
                "remove them: stores get credentials from spec.storage.secretRef (cluster) or the environment")
-    if any(SECRET_QUERY.search(name) for name, _ in urllib.parse.parse_qsl(parts.query)):
+    if re.search(URL_SECRET_QUERY, value):
         yield (path, "the URL carries a signature or token in its query",
                "do not put credentials in URLs: they are recorded in provenance; grant access through the store's "
                "credentials instead")
-    if scheme == "file" and not value.startswith("file:///") and not relative_ok:
+    if re.match(URL_RELATIVE_FILE, value) and not relative_ok:
         yield (path, f"{value!r} is a relative path", "give an absolute file:///PATH (relative to what? the "
                "operator and a laptop disagree)")
-    if ".." in parts.path.split("/"):
+    if re.match(URL_CLIMBS, value):
         yield (path, "the path climbs with '..'", "give the path without '..'")
 
 
 def env_value(var: models.EnvVar, path: str) -> Iterable[Found]:
     if var.value is None or not var.value.strip():
         return
-    named = SECRET_NAME.search(var.name) and len(var.value) >= 8 and not var.value.startswith(("/", "file:"))
+    named = (SECRET_NAME.search(var.name) and len(var.value) >= SECRET_MIN_LENGTH
+             and not var.value.startswith(("/", "file:")))
     if named or SECRET_VALUE.search(var.value):
         yield (f"{path}.value", f"{var.name} holds what looks like a secret as a literal value (it would be "
                "recorded in provenance and the cache key)",

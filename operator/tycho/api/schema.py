@@ -26,12 +26,18 @@ ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 QUANTITY = r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|e[0-9]+)?$"
 SHA256 = r"^(sha256:)?[0-9a-f]{64}$"
 STAGE_NAME_MAX = 63
-# Upper bounds the API server needs to budget the CEL rules below (the cost of checking
-# every inputs[].from grows with stages x stages x inputs); local runs are not bound by them.
-CRD_MAX_STAGES = 100
-CRD_MAX_INPUTS = 16
-CRD_MAX_OUTPUTS = 64
-CRD_MAX_REF = 128
+JOB_NAME_BUDGET = 63 - 12
+"""Job names carry pipeline, stage and 10 hex digits of the cache key; they label pods (63 max)."""
+# The bounds of a manifest, the same for a local run and the API server, which needs them
+# to budget the CEL rules (the cost of checking every inputs[].from grows with stages x
+# stages x inputs x outputs).
+MAX_STAGES = 100
+MAX_INPUTS = 16
+MAX_OUTPUTS = 64
+MAX_REF = 128
+MAX_QUANTITY = 64
+MAX_SWEPT = 32
+"""Swept params of one sweep."""
 
 
 def crd(**schema: pydantic.JsonValue) -> dict[str, pydantic.JsonValue]:
@@ -39,14 +45,6 @@ def crd(**schema: pydantic.JsonValue) -> dict[str, pydantic.JsonValue]:
     pydantic does not enforce it, so validation keeps its own messages with field paths
     and fixes."""
     return schema
-
-
-def rule(expression: str, message: str, field_path: str | None = None) -> pydantic.JsonValue:
-    """A CEL ``x-kubernetes-validations`` rule the API server checks on apply."""
-    out: dict[str, pydantic.JsonValue] = {"rule": expression, "message": message}
-    if field_path:
-        out["fieldPath"] = field_path
-    return out
 
 
 @functools.cache

@@ -25,9 +25,9 @@ FILE_NAME = re.compile(schema.FILE_NAME)
 ENV_NAME = re.compile(schema.ENV_NAME)
 QUANTITY = re.compile(schema.QUANTITY)
 SHA256 = re.compile(schema.SHA256)
-# Job names carry pipeline, stage and 10 hex digits of the cache key; they label pods (63 max).
-JOB_NAME_BUDGET = 63 - 12
 RESERVED_ENV_PREFIX = "TYCHO_"
+STAGES_FIX = "split it into pipelines that read each other's outputs by URL"
+QUANTITY_FIX = "use e.g. 500m or 2 for cpu, 512Mi or 2Gi for memory (a whole number or a string)"
 
 
 def _loc_to_path(loc: Iterable[int | str]) -> str:
@@ -48,6 +48,8 @@ _FIXES = {
     "missing": "add the field",
     "extra_forbidden": "remove it, or check its spelling against `kubectl explain xp.spec` / docs/manifest.md",
     "literal_error": "use one of the allowed values",
+    "too_long": "give fewer (the API server refuses more too)",
+    "too_short": "add at least one",
 }
 
 
@@ -61,6 +63,14 @@ def _from_pydantic(error: pydantic.ValidationError) -> list[Problem]:
         elif ".params." in path:
             fix = "use a bool, int, float, string, or a list of those (no objects or null)"
             problems[path] = Problem(path, "unsupported param type", fix)
+            continue
+        elif path == "spec.stages" and kind in ("too_short", "too_long"):
+            many = len(item["input"]) if isinstance(item.get("input"), list) else 0
+            problems[path] = Problem(path, "no stages", "add at least one stage") if kind == "too_short" else Problem(
+                path, f"{many} stages; a pipeline has at most {schema.MAX_STAGES}", STAGES_FIX)
+            continue
+        elif path.endswith((".cpu", ".memory")) and ".resources" in path:
+            problems[path] = Problem(path, f"{item.get('input')!r} is not a Kubernetes quantity", QUANTITY_FIX)
             continue
         else:
             fix = _FIXES.get(kind, "correct the value")
@@ -88,9 +98,9 @@ def _check_names(spec: models.Spec, name: str) -> Iterable[Problem]:
         if stage.service_account_name is not None and not DNS_SUBDOMAIN.match(stage.service_account_name):
             yield Problem(f"{path[:-5]}.serviceAccountName", f"{stage.service_account_name!r} is not a valid "
                           "ServiceAccount name", "use lowercase letters, digits, '-' and '.'")
-        if len(name) + 1 + len(stage.name) > JOB_NAME_BUDGET:
+        if len(name) + 1 + len(stage.name) > schema.JOB_NAME_BUDGET:
             yield Problem(path, f"pipeline and stage names are {len(name) + 1 + len(stage.name)} characters together; "
-                          f"Job names allow {JOB_NAME_BUDGET}", "shorten the pipeline or the stage name")
+                          f"Job names allow {schema.JOB_NAME_BUDGET}", "shorten the pipeline or the stage name")
         outs: set[str] = set()
         for j, out in enumerate(stage.output_names):
             if not FILE_NAME.match(out):
@@ -151,18 +161,17 @@ _UNITS = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e
 
 
 def quantity_value(value: models.Quantity) -> float | None:
-    """A Kubernetes quantity as a number (None when it is not one)."""
+    """A positive Kubernetes quantity as a number (None when it is not one)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
         return float(value) if value > 0 else None
     match = QUANTITY.match(value)
     if not match:
         return None
     number, suffix = float(match.group(1)), str(match.group(3) or "")
-    if suffix.startswith("e"):
-        return number * 10.0 ** int(suffix[1:])
-    return number * _UNITS.get(suffix, 1.0)
+    scaled = number * 10.0 ** int(suffix[1:]) if suffix.startswith("e") else number * _UNITS.get(suffix, 1.0)
+    return scaled if scaled > 0 else None
 
 
 def _check_resources(res: models.Resources, base: str) -> Iterable[Problem]:
@@ -172,8 +181,7 @@ def _check_resources(res: models.Resources, base: str) -> Iterable[Problem]:
                             (f"{base}.requests.{field}", getattr(res.requests, field) if res.requests else None),
                             (f"{base}.limits.{field}", getattr(res.limits, field) if res.limits else None)):
             if value is not None and quantity_value(value) is None:
-                yield Problem(path, f"{value!r} is not a Kubernetes quantity",
-                              "use e.g. 500m or 2 for cpu, 512Mi or 2Gi for memory")
+                yield Problem(path, f"{value!r} is not a positive Kubernetes quantity", QUANTITY_FIX)
         both = getattr(res, field) is not None and any(
             part is not None and getattr(part, field) is not None for part in (res.requests, res.limits))
         if both:
@@ -258,6 +266,10 @@ def check(doc: Mapping[str, Any]) -> models.ExperimentPipeline:
     """Validate a manifest (already parsed YAML). Raises InvalidManifest with all problems."""
     if not isinstance(doc, Mapping):
         raise InvalidManifest([Problem("(document)", "not a mapping", "write an ExperimentPipeline manifest")])
+    stages = doc.get("spec", {}).get("stages") if isinstance(doc.get("spec"), Mapping) else None
+    if isinstance(stages, list) and len(stages) > schema.MAX_STAGES:  # refused before building any of them
+        raise InvalidManifest([Problem("spec.stages", f"{len(stages)} stages; a pipeline has at most "
+                                       f"{schema.MAX_STAGES}", STAGES_FIX)])
     try:
         pipeline = models.ExperimentPipeline.model_validate(doc)
     except pydantic.ValidationError as err:

@@ -12,6 +12,8 @@ from tycho.cli import arguments
 def register(sub: arguments.SubParsers) -> None:
     crd_ = sub.add_parser("crd", help="print the CustomResourceDefinition generated from the API models")
     crd_.set_defaults(handler=crd, console=False)
+    crd_.add_argument("--admission-rules", action="store_true",
+                      help="print the validations of the chart's admission policy instead (charts/tycho/files/)")
     op = sub.add_parser("operator", help="run the Kubernetes operator (settings from TYCHO_* env, see tycho.settings)")
     op.set_defaults(handler=operator, console=False)
     op.add_argument("--verbose", "-v", action="store_true", help="debug logging")
@@ -20,7 +22,7 @@ def register(sub: arguments.SubParsers) -> None:
 def crd(args: argparse.Namespace) -> int:
     from tycho.api import crd as crd_mod
 
-    sys.stdout.write(crd_mod.render())
+    sys.stdout.write(crd_mod.render_admission_rules() if args.admission_rules else crd_mod.render())
     return 0
 
 
