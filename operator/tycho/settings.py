@@ -97,3 +97,38 @@ def _problem(error: Any) -> problems.Problem:
     shown = f"{raw!r}: " if isinstance(raw, str) else ""
     return problems.Problem(f"{PREFIX}{field.upper()}", f"{shown}{error['msg']}",
                             "set a valid value or unset it (tycho.settings documents each variable)")
+
+
+# ---- what a local command or a stage process reads ----------------------------------------
+# A few variables the CLI and the stage wrapper read where they are used (the CLI's quick
+# commands import no pydantic); each is read by one function here, which names the
+# variable and the fix when its value is refused.
+
+GRACE_SECONDS = f"{PREFIX}GRACE_SECONDS"
+"""Seconds a stopped stage gets between SIGTERM and SIGKILL (default 10)."""
+TRUSTED_KEYS = f"{PREFIX}TRUSTED_KEYS"
+"""Comma-separated PEM files of public keys whose signatures ``verify`` trusts."""
+
+
+def grace_seconds(env: Mapping[str, str] | None = None) -> float:
+    raw = (os.environ if env is None else env).get(GRACE_SECONDS, "").strip()
+    if not raw:
+        return 10.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 86400:
+        raise problems.InvalidInput([problems.Problem(GRACE_SECONDS, f"{raw!r} is not a number of seconds",
+                                                      "give seconds between 0 and 86400, e.g. 10, or unset it")])
+    return value
+
+
+def trusted_key_files(env: Mapping[str, str] | None = None) -> list[str]:
+    paths = [p.strip() for p in (os.environ if env is None else env).get(TRUSTED_KEYS, "").split(",") if p.strip()]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise problems.InvalidInput([problems.Problem(TRUSTED_KEYS, f"no such file: {p}",
+                                                      "list PEM files of public keys, separated by commas")
+                                     for p in missing])
+    return paths

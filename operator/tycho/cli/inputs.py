@@ -38,6 +38,11 @@ def check_store_url(url: str, where: str) -> None:
     found = list(references.url(url, where, references.STORE_SCHEMES, relative_ok=True))
     if found:
         raise problems.InvalidInput([problems.Problem(*f) for f in found])
+    from tycho.provenance import store as store_mod
+
+    if (missing := store_mod.missing_backend(url)) is not None:
+        raise problems.InvalidInput([problems.Problem(where, missing, "install the fsspec package for it "
+                                                      "(s3fs ships with Tycho), or use file:// or s3://")])
 
 
 def store(args: argparse.Namespace) -> store_mod.Store:

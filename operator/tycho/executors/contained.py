@@ -26,6 +26,7 @@ import threading
 import time
 from pathlib import Path
 
+from tycho import settings
 from tycho.executors import engines, process
 from tycho.provenance import store as store_mod
 from tycho.stage import fetch as fetch_mod, publish as publish_mod, supervise, work as work_mod
@@ -89,7 +90,7 @@ def _run(inv: Invocation, run: engines.ContainerRun, root: Path, invocation: Pat
     started = time.time()
     if stop.is_set():  # cancelled while fetching: start nothing
         return 0, None
-    proc = subprocess.Popen(engines.run_args(run, str(root), str(invocation), supervise.GRACE_SECONDS),
+    proc = subprocess.Popen(engines.run_args(run, str(root), str(invocation), settings.grace_seconds()),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
                             errors="replace", preexec_fn=process.stop_with_parent)
 
@@ -108,7 +109,7 @@ def _run(inv: Invocation, run: engines.ContainerRun, root: Path, invocation: Pat
             except subprocess.TimeoutExpired:
                 pass
             if stop.is_set():
-                engines.stop(engine, run.name, supervise.GRACE_SECONDS + 1)
+                engines.stop(engine, run.name, settings.grace_seconds() + 1)
                 try:  # a stop that found no container yet (still being created) stopped nothing
                     code = proc.wait(timeout=2)
                 except subprocess.TimeoutExpired:

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from tycho import settings
 from tycho.api import models
 from tycho.engine import model, prepare
 from tycho.planning import cachekey
@@ -191,11 +192,10 @@ class ProcessExecutor:
             proc = self._procs.get(execution)
         if proc is None or proc.execution is not None or proc.cancelled:
             return
-        from tycho.stage import supervise
 
         proc.cancelled = True
         _signal_group(proc.popen, signal.SIGTERM)
-        timer = threading.Timer(supervise.GRACE_SECONDS + KILL_MARGIN, _signal_group, (proc.popen, signal.SIGKILL))
+        timer = threading.Timer(settings.grace_seconds() + KILL_MARGIN, _signal_group, (proc.popen, signal.SIGKILL))
         timer.daemon = True
         timer.start()
 
@@ -222,14 +222,13 @@ class ProcessExecutor:
             procs = list(self._procs.values())
         if not procs:
             return
-        from tycho.stage import supervise
 
         for proc in procs:
             if proc.execution is None:
                 self.cancel(proc.start.execution)
         for proc in procs:
             try:
-                proc.popen.wait(timeout=supervise.GRACE_SECONDS + 2 * KILL_MARGIN)
+                proc.popen.wait(timeout=settings.grace_seconds() + 2 * KILL_MARGIN)
             except subprocess.TimeoutExpired:
                 _signal_group(proc.popen, signal.SIGKILL)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,12 @@ from typing import Any
 import pydantic
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from tycho import settings
 from tycho.api import phases
 from tycho.planning import cachekey
 from tycho.provenance import cache as cache_mod, documents, layout, record, signing, slsa, store as store_mod, tree
 
 Keys = dict[str, ed25519.Ed25519PublicKey]
-TRUSTED_ENV = "TYCHO_TRUSTED_KEYS"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +73,7 @@ def trusted_keys(store: store_mod.Store, extra: Iterable[str | Path] = ()) -> Ke
     (comma-separated PEM files) and ``extra``; when none is configured, the keys the store
     holds (that catches edits, not an attacker who can also write ``keys/``)."""
     configured = local_keys()
-    configured.update(file_keys([*extra, *(p for p in os.environ.get(TRUSTED_ENV, "").split(",") if p)]))
+    configured.update(file_keys([*extra, *settings.trusted_key_files()]))
     return configured or store_keys(store)
 
 

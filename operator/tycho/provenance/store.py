@@ -53,6 +53,21 @@ def storage_options(url: str) -> dict[str, Any]:
     return {}
 
 
+def missing_backend(url: str) -> str | None:
+    """Why this installation cannot open ``url`` (its fsspec backend is not installed), or
+    None. A ``file://`` store needs nothing (and fsspec is not imported for it)."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else "file"
+    if scheme in ("file", "local"):
+        return None
+    import fsspec
+
+    try:
+        fsspec.get_filesystem_class(scheme)
+    except (ImportError, ValueError) as err:
+        return f"{scheme}:// cannot be opened here: {str(err).splitlines()[0]}"
+    return None
+
+
 class Store:
     """One store root. Paths passed to methods are relative to the root."""
 
@@ -67,6 +82,9 @@ class Store:
 
     def _connect(self) -> tuple[fsspec.AbstractFileSystem, str]:
         import fsspec
+
+        if (missing := missing_backend(self.url)) is not None:
+            raise ValueError(missing)
 
         fs, root = fsspec.core.url_to_fs(self.url, **storage_options(self.url))
         return fs, str(root)

@@ -2,7 +2,7 @@
 
 Retries with backoff, a wall-clock limit, cancellation (``stop``, set by the SIGTERM/
 SIGINT handler of ``tycho stage-exec``: SIGTERM to the user's process group,
-``GRACE_SECONDS``, then SIGKILL), secrets masked in what it prints, OOM kills named, and
+``TYCHO_GRACE_SECONDS``, then SIGKILL), secrets masked in what it prints, OOM kills named, and
 its outcome and execution environment noted in ``out/run.json`` for publish. ``live`` is
 the stage pod's live-metrics sidecar.
 """
@@ -21,14 +21,12 @@ import threading
 import time
 from pathlib import Path
 
-from tycho import backoff
+from tycho import backoff, settings
 from tycho.provenance import code as code_mod, store as store_mod
 from tycho.stage import checks as checks_mod, contract, facts, follow as follow_mod, imports
 from tycho.stage.invocation import Invocation
 from tycho.stage.work import Log, StageCancelled, Work, code_root, missing
 
-GRACE_SECONDS = float(os.environ.get("TYCHO_GRACE_SECONDS", "10"))
-"""How long a stopped stage has between SIGTERM and SIGKILL."""
 SBOM_ENV = "TYCHO_IMAGE_SBOM"
 """Set by a stage image: the path of its CycloneDX SBOM (images/stage/Dockerfile)."""
 
@@ -46,7 +44,7 @@ def _stop(proc: subprocess.Popen[str]) -> None:
     """SIGTERM to the user's process group, a grace period, then SIGKILL."""
     try:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=GRACE_SECONDS)
+        proc.wait(timeout=settings.grace_seconds())
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from tycho.api import overrides, validation
 
@@ -69,3 +70,14 @@ def test_an_int_for_a_float_param_becomes_a_float() -> None:
 
 def test_every_problem_is_reported_at_once() -> None:
     assert len(problems_of("generate.cont=1", "nope.x=1", "generate.count=x")) == 3
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=30) | st.from_regex(r"\+?(generate|total|nope)\.[a-z._]{0,12}=.{0,12}",
+                                                     fullmatch=True), max_size=4))
+def test_any_set_items_apply_or_name_each_bad_one(items: list[str]) -> None:
+    pipeline = validation.load_text(TOY)
+    try:
+        overrides.apply(pipeline, items)
+    except validation.InvalidManifest as bad:
+        assert bad.problems and all(p.path and p.fix for p in bad.problems)

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.unit.index import runs_fixture as rf
 from tycho.index import db, lookups, query
@@ -152,3 +153,20 @@ def test_downstream_follows_outputs_into_later_runs(store: store_mod.Store, tmp_
     model = ix.conn.execute("SELECT digest FROM io WHERE stage='train' AND role='out' AND name='model' AND run="
                             "(SELECT id FROM runs WHERE run_id='r2')").fetchone()[0]
     assert [r.run_id for r in lookups.downstream(ix, model).runs] == ["r2"]
+
+
+FILTER_WORDS = ["test_accuracy", "train.epochs", "tag", "owner", "phase", "AND", "OR", "NOT", "in", "is", "missing",
+                "(", ")", "=", "!=", ">=", "<", "~", "!~", "'", '"', ",", "0.9", "x", "[", "\\"]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.sampled_from(FILTER_WORDS) | st.text(max_size=6), max_size=7).map(" ".join),
+                max_size=3),
+       st.sampled_from([None, "test_accuracy", "train.epochs:asc", "tag", "x:up", ":", "created"]),
+       st.sampled_from([None, "2d", "90s", "1x", "", "-1h"]))
+def test_any_filter_sort_and_age_list_runs_or_name_the_bad_flag(index: db.Index, texts: list[str], sort: str | None,
+                                                                since: str | None) -> None:
+    try:
+        query.list_runs(index, filter_texts=texts, sort=sort, since=since)
+    except query.QueryError as bad:
+        assert bad.flag in ("--filter", "--sort", "--since") and str(bad)
