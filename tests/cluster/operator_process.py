@@ -54,6 +54,18 @@ class Operator:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
             return str(r.read().decode())
 
+    def counted(self, name: str) -> float:
+        """A counter (or a histogram's ``_count``) summed over its labels, as scraped now."""
+        return sum(float(line.rsplit(" ", 1)[1]) for line in self.metrics().splitlines()
+                   if line.startswith((f"{name} ", f"{name}{{")))
+
+    def wait_passes(self, at_least: int, timeout: float = 30) -> float:
+        """Until this operator process has reconciled ``at_least`` times (a restarted one
+        passes every pipeline once: what it decided then is what it will do)."""
+        passes: float = wait_for(lambda: (n := self.counted("tycho_reconcile_duration_seconds_count")) >= at_least
+                                 and n, timeout, f"{at_least} reconcile passes")
+        return passes
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)

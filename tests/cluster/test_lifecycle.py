@@ -4,7 +4,6 @@ the API server, so none of these loses a stage or duplicates a Job."""
 from __future__ import annotations
 
 import signal
-import time
 
 import pytest
 
@@ -28,8 +27,10 @@ def test_suspend_deletes_running_jobs_and_resume_continues_the_same_run(space: S
                       "stage total to show Suspended once its Job is gone")
     stages = {s["name"]: s for s in status["stages"]}
     assert stages["generate"]["phase"] == "Succeeded" and stages["total"]["phase"] == "Suspended"
-    time.sleep(2)
-    assert not space.jobs("total") and space.status()["phase"] == "Suspended"
+    space.operator.kill(signal.SIGTERM)  # a fresh operator passes over the suspended pipeline ...
+    space.operator.start()
+    space.operator.wait_passes(1)
+    assert not space.jobs("total") and space.status()["phase"] == "Suspended"  # ... and creates nothing
     space.kube.patch_spec(space.ns, "toy", {"suspend": False})
     again = space.wait_job("total")
     assert again["metadata"]["name"] == total["metadata"]["name"]  # same key, same name
@@ -64,7 +65,7 @@ def test_an_operator_killed_mid_run_and_restarted_neither_duplicates_nor_loses_a
     space.wait_pod(total)
     space.operator.kill(signal.SIGKILL)
     space.operator.start()  # restart with a stage running: must adopt, not recreate
-    time.sleep(1)
+    space.operator.wait_passes(1)
     assert space.execute(total).returncode == 0
     status = space.drive()
     assert status["phase"] == "Succeeded" and status["progress"] == "3/3"

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.waiting import wait_for
 from tycho.provenance import layout, store as store_mod
-from tycho.stage import supervise, work as work_mod
+from tycho.stage import follow as follow_mod, supervise, work as work_mod
 from tycho.stage.invocation import Invocation
 
 
@@ -53,16 +54,44 @@ def test_regular_files_and_folders_pass(tmp_path: Path) -> None:
     work_mod.check_out(_invocation(f"file://{tmp_path / 'store'}"), work)
 
 
-def test_the_live_metrics_follower_does_not_publish_through_a_symlink(tmp_path: Path, secret: Path) -> None:
+def test_the_live_metrics_sidecar_does_not_publish_through_a_symlink(tmp_path: Path, secret: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sidecar polls while the stage runs: through two polls of a symlinked metrics file
+    nothing is published; once the file is a regular one, it is (so the loop did run)."""
     store = store_mod.Store(f"file://{tmp_path / 'store'}")
     inv = _invocation(store.url)
     work = work_mod.Work(tmp_path / "work")
     work.out.mkdir(parents=True)
     os.symlink(secret, work.metrics)
-    done = threading.Event()
-    done.set()  # one pass of the sidecar's loop is enough
-    supervise.live(inv, store, work, done)
-    assert not store.exists(layout.live_metrics_rel(inv.run_id, inv.stage, inv.trial))
+    polls = []
+    real_poll = follow_mod.MetricsFollower.poll
+
+    def counted(self: follow_mod.MetricsFollower, final: bool = False) -> None:
+        real_poll(self, final)
+        polls.append(final)
+
+    monkeypatch.setattr(follow_mod.MetricsFollower, "poll", counted)
+    stop = threading.Event()
+    sidecar = threading.Thread(target=supervise.live, args=(inv, store, work, stop), daemon=True)
+    sidecar.start()
+    live_rel = layout.live_metrics_rel(inv.run_id, inv.stage, inv.trial)
+    try:
+        wait_for(lambda: len(polls) >= 2, 10, "two polls of the symlinked metrics file")
+        assert not store.exists(live_rel)
+        work.metrics.unlink()
+        work.metrics.write_text('{"step": 0, "loss": 0.5}\n')
+        wait_for(lambda: store.exists(live_rel), 10, "the regular metrics file to be published")
+    finally:
+        stop.set()
+        sidecar.join(5)
+    assert store.read_bytes(live_rel) == b'{"step": 0, "loss": 0.5}\n'
+    assert secret.read_bytes() not in store.read_bytes(live_rel)
+
+
+def test_reading_what_the_stage_wrote_refuses_a_symlink(tmp_path: Path, secret: Path) -> None:
+    work = work_mod.Work(tmp_path / "work")
+    work.out.mkdir(parents=True)
+    os.symlink(secret, work.metrics)
     with pytest.raises(OSError):
         work_mod.read_regular(work.metrics)
     work.metrics.unlink()
