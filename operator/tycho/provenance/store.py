@@ -68,6 +68,16 @@ def missing_backend(url: str) -> str | None:
     return None
 
 
+def _precondition_failed(err: BaseException) -> bool:
+    """An object store's answer to a conditional write whose object exists (HTTP 412)."""
+    cause = err.__cause__ or err.__context__
+    response = getattr(cause, "response", None)
+    if isinstance(response, dict):
+        return bool(response.get("Error", {}).get("Code") == "PreconditionFailed"
+                    or response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 412)
+    return False
+
+
 class Store:
     """One store root. Paths passed to methods are relative to the root."""
 
@@ -182,7 +192,9 @@ class Store:
     def write_bytes_once(self, rel: str, data: bytes) -> str:
         """Create a file that must not exist yet (records, attestations); returns its URI.
         Locally an exclusive create of a temporary name then a hard link: readers never see
-        half a record, and a second writer fails."""
+        half a record, and a second writer fails. On S3 a conditional PUT
+        (``If-None-Match: *``): of two writers racing (two retried pods of one stage), the
+        store lets exactly one create it, and the other fails."""
         path = self._path(rel)
         if self.local:
             os.makedirs(posixpath.dirname(path), exist_ok=True)
@@ -196,9 +208,12 @@ class Store:
             finally:
                 os.unlink(tmp)
         else:
-            if self.fs.exists(path):
-                raise WriteOnceViolation(f"{self.uri(rel)} already exists; records are write-once")
-            self.fs.pipe_file(path, data)
+            try:
+                self.fs.pipe_file(path, data, mode="create")
+            except OSError as err:
+                if not _precondition_failed(err):
+                    raise
+                raise WriteOnceViolation(f"{self.uri(rel)} already exists; records are write-once") from None
         return self.uri(rel)
 
     def write_json(self, rel: str, doc: Any) -> str:

@@ -92,7 +92,14 @@ def publish(inv: Invocation, store: store_mod.Store, work: Work, log: Log = prin
     entry = documents.CacheEntry(key=inv.cache_key, record=layout.record_rel(inv.run_id, inv.stage, inv.trial),
                                  outputs=digests, directories=directories, metrics=metrics, environment=distributions,
                                  curve=curve, stopped=stopped, checks=checks)
-    record_rel = write_record(store, inv, doc, entry)
+    try:
+        record_rel = write_record(store, inv, doc, entry)
+    except store_mod.WriteOnceViolation:  # another attempt of this execution published first
+        adopted = _adopt(store, inv)
+        if adopted is None:
+            raise
+        log(f"[tycho] {adopted.record} was published by another attempt of this execution at the same time: kept")
+        return adopted
     store.delete(layout.live_metrics_rel(inv.run_id, inv.stage, inv.trial))  # the record holds the series now
     meta = doc["predicate"]["runDetails"]["metadata"]
     return Result(stage=inv.stage, trial=inv.trial, outputs=digests, directories=directories, record=record_rel,
@@ -150,7 +157,10 @@ def _sign_and_index(store: store_mod.Store, inv: Invocation, data: bytes, entry:
         kid = signing.keyid(key.public_key())
         if not store.exists(layout.key_rel(kid)):
             store.write_bytes(layout.key_rel(kid), signing.public_pem(key.public_key()))
-        store.write_bytes_once(att, signing.sign(data, key).encode())
+        try:
+            store.write_bytes_once(att, signing.sign(data, key).encode())
+        except store_mod.WriteOnceViolation:
+            pass  # another attempt signed the same record meanwhile
     cache.write(store, entry)
     for digest in entry.outputs.values():
         if not store.exists(layout.producer_rel(digest)):
