@@ -24,12 +24,12 @@ demo: venv
 
 ## test: set up, check the shape (verify), and run the whole test suite (builds the local control plane and the images once, cached)
 test: venv verify host-setup cluster-build browser
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --no-skips
 
 ## verify: ruff, mypy --strict, the import-linter layer contracts, and no drift between the API models and the committed CRD
 verify: venv
 	$(BIN)/ruff check operator tests benchmarks pipelines
-	$(BIN)/mypy operator/tycho
+	$(BIN)/mypy operator/tycho tests
 	$(BIN)/lint-imports
 	$(BIN)/tycho crd | diff -u charts/tycho/files/crd.yaml - || { echo "the CRD drifted from tycho.api.models: run make crd" >&2; exit 1; }
 	$(BIN)/tycho crd --admission-rules | diff -u charts/tycho/files/manifest-rules.yaml - || { echo "the admission rules drifted from tycho.api.rules: run make crd" >&2; exit 1; }

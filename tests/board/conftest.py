@@ -8,6 +8,7 @@ gate (so only ``release`` executes again: seconds, not minutes), one of them tag
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -69,6 +70,7 @@ class Served:
     proc: subprocess.Popen[bytes]
 
 
+@contextlib.contextmanager
 def serve(store: str, env: dict[str, str], log: Path, cwd: Path) -> Iterator[Served]:
     """``tycho board`` as a user starts it; stopped (by its PID) when the test is done."""
     port = free_port()
@@ -101,7 +103,8 @@ def serve(store: str, env: dict[str, str], log: Path, cwd: Path) -> Iterator[Ser
 
 @pytest.fixture(scope="session")
 def board(digits: DigitsRuns) -> Iterator[Served]:
-    yield from serve(digits.store, digits.env, digits.workdir / "board.log", digits.workdir)
+    with serve(digits.store, digits.env, digits.workdir / "board.log", digits.workdir) as served:
+        yield served
 
 
 def get_json(url: str) -> Any:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.board.conftest import ARTIFACTS, DigitsRuns, Served, serve
 from tests.unit.index import runs_fixture as rf
@@ -22,15 +23,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 CHROMIUM = os.environ.get("TYCHO_CHROMIUM", "/usr/bin/chromium")
 COLUMNS = "release.threshold,gate_threshold,test_accuracy,tag,executed,hits"
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-
-
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run `make browser` (tests/setup-browser.sh) to install Chromium")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as p:
+    with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True)
         try:
             yield b
@@ -39,12 +37,11 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser: object) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})  # type: ignore[attr-defined]
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.errors = errors
     try:
         yield pg
     finally:
@@ -52,65 +49,65 @@ def page(browser: object) -> Iterator[object]:
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
-def shot(pg: object, name: str, full: bool = True) -> Path:
+def shot(pg: Page, name: str, full: bool = True) -> Path:
     path = ARTIFACTS / f"{name}.png"
-    pg.screenshot(path=str(path), full_page=full)  # type: ignore[attr-defined]
+    pg.screenshot(path=str(path), full_page=full)
     return path
 
 
-def column(pg: object, key: str) -> list[str]:
-    return [c.strip() for c in pg.locator(f'#runs-body td[data-key="{key}"]').all_inner_texts()]  # type: ignore[attr-defined]
+def column(pg: Page, key: str) -> list[str]:
+    return [c.strip() for c in pg.locator(f'#runs-body td[data-key="{key}"]').all_inner_texts()]
 
 
-def test_leaderboard_sort_filter_run_page_and_compare(page: object, board: Served, digits: DigitsRuns) -> None:
+def test_leaderboard_sort_filter_run_page_and_compare(page: Page, board: Served, digits: DigitsRuns) -> None:
     pg = page
-    pg.goto(board.url + "/")  # type: ignore[attr-defined]
-    assert pg.locator("#runs-body tr").count() == 3  # the all-hits rerun is folded  # type: ignore[attr-defined]
+    pg.goto(board.url + "/")
+    assert pg.locator("#runs-body tr").count() == 3  # the all-hits rerun is folded
     shot(pg, "01-leaderboard")
 
     # choose columns, then sort by a metric by clicking its header (highest first)
-    pg.fill("#columns-input", COLUMNS)  # type: ignore[attr-defined]
-    pg.click("#filters button[type=submit]")  # type: ignore[attr-defined]
-    pg.click('th[data-key="gate_threshold"] a')  # type: ignore[attr-defined]
-    pg.wait_for_url("**sort=gate_threshold**")  # type: ignore[attr-defined]
+    pg.fill("#columns-input", COLUMNS)
+    pg.click("#filters button[type=submit]")
+    pg.click('th[data-key="gate_threshold"] a')
+    pg.wait_for_url("**sort=gate_threshold**")
     assert column(pg, "gate_threshold") == ["0.7", "0.6", "0.5"]
     shot(pg, "02-sorted-by-gate_threshold")
-    pg.click('th[data-key="gate_threshold"] a')  # again: lowest first  # type: ignore[attr-defined]
-    pg.wait_for_url("**sort=gate_threshold%3Aasc**")  # type: ignore[attr-defined]
+    pg.click('th[data-key="gate_threshold"] a')  # again: lowest first
+    pg.wait_for_url("**sort=gate_threshold%3Aasc**")
     assert column(pg, "gate_threshold") == ["0.5", "0.6", "0.7"]
 
     # filter by a tag: click the chip
-    pg.locator("#runs-body a.chip.tag", has_text="candidate").first.click()  # type: ignore[attr-defined]
-    pg.wait_for_url("**filter=tag%3Dcandidate**")  # type: ignore[attr-defined]
-    rows = pg.locator("#runs-body tr")  # type: ignore[attr-defined]
+    pg.locator("#runs-body a.chip.tag", has_text="candidate").first.click()
+    pg.wait_for_url("**filter=tag%3Dcandidate**")
+    rows = pg.locator("#runs-body tr")
     assert rows.count() == 1 and rows.first.get_attribute("data-run") == digits.ids["candidate"]
     shot(pg, "03-filtered-by-tag")
 
     # the run page: stage graph, curves, the confusion matrix
-    pg.click(f'#runs-body a[href="/runs/{digits.ids["candidate"]}"]')  # type: ignore[attr-defined]
-    pg.wait_for_selector("#stage-graph")  # type: ignore[attr-defined]
-    assert pg.locator('#stage-graph .node.cached').count() == 6  # type: ignore[attr-defined]
-    assert pg.locator('#stage-graph .node.succeeded').count() == 1  # release ran again  # type: ignore[attr-defined]
-    pg.wait_for_selector('#curves [data-curve-stage="train"] .main-svg')  # type: ignore[attr-defined]
+    pg.click(f'#runs-body a[href="/runs/{digits.ids["candidate"]}"]')
+    pg.wait_for_selector("#stage-graph")
+    assert pg.locator('#stage-graph .node.cached').count() == 6
+    assert pg.locator('#stage-graph .node.succeeded').count() == 1  # release ran again
+    pg.wait_for_selector('#curves [data-curve-stage="train"] .main-svg')
     shot(pg, "04-run-page", full=False)
-    image = pg.locator('img[alt="evaluate/confusion_matrix"]')  # type: ignore[attr-defined]
+    image = pg.locator('img[alt="evaluate/confusion_matrix"]')
     image.scroll_into_view_if_needed()
-    pg.wait_for_function("img => img.complete && img.naturalWidth > 100", arg=image.element_handle())  # type: ignore[attr-defined]
+    pg.wait_for_function("img => img.complete && img.naturalWidth > 100", arg=image.element_handle())
     image.screenshot(path=str(ARTIFACTS / "05-confusion-matrix.png"))
     shot(pg, "06-run-page-full")
 
     # compare two runs from the leaderboard
-    pg.goto(board.url + "/?columns=" + COLUMNS)  # type: ignore[attr-defined]
+    pg.goto(board.url + "/?columns=" + COLUMNS)
     for run_id in (digits.ids["first"], digits.ids["strict"]):
-        pg.check(f'input.pick[value="{run_id}"]')  # type: ignore[attr-defined]
-    pg.click("#compare-button")  # type: ignore[attr-defined]
-    pg.wait_for_url("**/compare?runs=**")  # type: ignore[attr-defined]
-    changed = pg.locator('#diff tr.changed[data-key="release.threshold"] td').all_inner_texts()  # type: ignore[attr-defined]
+        pg.check(f'input.pick[value="{run_id}"]')
+    pg.click("#compare-button")
+    pg.wait_for_url("**/compare?runs=**")
+    changed = pg.locator('#diff tr.changed[data-key="release.threshold"] td').all_inner_texts()
     assert changed == ["0.5", "0.7"]
-    assert pg.locator('#diff tr.same[data-key="train.epochs"]').is_hidden()  # only changed rows by default  # type: ignore[attr-defined]
-    assert "params.threshold: 0.5 -> 0.7" in pg.locator("#why").inner_text()  # type: ignore[attr-defined]
-    pg.wait_for_selector("#compare-curves .main-svg")  # type: ignore[attr-defined]
-    pg.wait_for_selector("#parallel .main-svg")  # type: ignore[attr-defined]
+    assert pg.locator('#diff tr.same[data-key="train.epochs"]').is_hidden()  # only changed rows by default
+    assert "params.threshold: 0.5 -> 0.7" in pg.locator("#why").inner_text()
+    pg.wait_for_selector("#compare-curves .main-svg")
+    pg.wait_for_selector("#parallel .main-svg")
     shot(pg, "07-compare")
 
 
@@ -124,25 +121,26 @@ def live_store(tmp_path: Path) -> Iterator[tuple[store_mod.Store, Served]]:
     store.write_bytes(layout.live_metrics_rel("live-run", "train"),
                       "".join(json.dumps({"step": i, "loss": 1 / (i + 1)}) + "\n" for i in range(3)).encode())
     env = dict(os.environ, TYCHO_INDEX_DIR=str(tmp_path / "index"))
-    yield from ((store, s) for s in serve(store.url, env, tmp_path / "board.log", tmp_path))
+    with serve(store.url, env, tmp_path / "board.log", tmp_path) as served:
+        yield store, served
 
 
-def test_a_running_run_updates_without_reload(page: object, live_store: tuple[store_mod.Store, Served]) -> None:
+def test_a_running_run_updates_without_reload(page: Page, live_store: tuple[store_mod.Store, Served]) -> None:
     store, served = live_store
     pg = page
-    pg.goto(served.url + "/runs/live-run")  # type: ignore[attr-defined]
-    pg.wait_for_selector('#curves [data-curve-stage="train"] .main-svg')  # type: ignore[attr-defined]
-    pg.evaluate("window.__sameDocument = true")  # type: ignore[attr-defined]
+    pg.goto(served.url + "/runs/live-run")
+    pg.wait_for_selector('#curves [data-curve-stage="train"] .main-svg')
+    pg.evaluate("window.__sameDocument = true")
     points = "document.querySelector('[data-curve-stage=train]').data[0].x.length"
-    assert pg.evaluate(points) == 3  # type: ignore[attr-defined]
+    assert pg.evaluate(points) == 3
     store.write_bytes(layout.live_metrics_rel("live-run", "train"),
                       "".join(json.dumps({"step": i, "loss": 1 / (i + 1)}) + "\n" for i in range(8)).encode())
-    pg.wait_for_function(f"{points} === 8", timeout=15000)  # type: ignore[attr-defined]
+    pg.wait_for_function(f"{points} === 8", timeout=15000)
     shot(pg, "08-live-run", full=False)
     done = runs.load(store, "live-run")
     stages = {n: s.model_copy(update={"phase": "Succeeded"}) for n, s in done.stages.items()}
     runs.save(store, done.model_copy(update={"phase": "Succeeded", "stages": stages, "finished_at": rf.stamp(9)}))
-    pg.wait_for_function("document.querySelector('#run-phase').textContent === 'Succeeded'", timeout=15000)  # type: ignore[attr-defined]
-    assert pg.evaluate("window.__sameDocument") is True  # no reload happened  # type: ignore[attr-defined]
-    assert "running" not in (pg.locator('#stage-graph [data-node="train"]').get_attribute("class") or "")  # type: ignore[attr-defined]
+    pg.wait_for_function("document.querySelector('#run-phase').textContent === 'Succeeded'", timeout=15000)
+    assert pg.evaluate("window.__sameDocument") is True  # no reload happened
+    assert "running" not in (pg.locator('#stage-graph [data-node="train"]').get_attribute("class") or "")
     shot(pg, "09-live-run-finished", full=False)

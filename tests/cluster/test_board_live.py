@@ -44,26 +44,25 @@ def test_curves_of_a_running_cluster_stage_appear_on_the_board(space: Space) -> 
     job = space.wait_job("train")
     run_id = str(wait_for(lambda: space.status("live").get("runId"), 30, "the run id in status"))
     env = dict(space.cluster.env(), TYCHO_INDEX_DIR=str(space.tmp / "index"))
-    board = serve(space.store, env, space.tmp / "board.log", space.tmp)
-    served = next(board)
-    space.code_dir = CODE
-    pod_run = concurrent.futures.ThreadPoolExecutor(max_workers=1).submit(space.execute, job)
-    try:
-        first = wait_for(lambda: (c := _train_curve(served.url, run_id)) and c["points"] >= 1 and c, 30,
-                         "the first live points of train on the board")
-        assert not pod_run.done(), "the stage ended before the board showed its curve"
-        assert first["live"] is True and first["points"] < STEPS
-        later = wait_for(lambda: (c := _train_curve(served.url, run_id)) and c["points"] > first["points"] and c,
-                         25, "more live points (the sidecar republishes at least every 10 s)")
-        assert not pod_run.done() and later["live"] is True
-        page = get_json(f"{served.url}/api/runs/{run_id}")
-        assert page["live"] is True and page["run"]["executor"] == "kubernetes"
-        proc = pod_run.result(timeout=120)
-        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-        space.wait_phase("Succeeded", name="live", timeout=60)
-        done = wait_for(lambda: (c := _train_curve(served.url, run_id)) and not c["live"] and c, 30,
-                        "the recorded series once the stage finished")
-        assert done["points"] == STEPS  # the full series, from the record's metrics.jsonl
-    finally:
-        pod_run.result(timeout=180)
-        board.close()
+    with serve(space.store, env, space.tmp / "board.log", space.tmp) as served:
+        space.code_dir = CODE
+        pod_run = concurrent.futures.ThreadPoolExecutor(max_workers=1).submit(space.execute, job)
+        try:
+            first = wait_for(lambda: (c := _train_curve(served.url, run_id)) and c["points"] >= 1 and c, 30,
+                             "the first live points of train on the board")
+            assert not pod_run.done(), "the stage ended before the board showed its curve"
+            assert first["live"] is True and first["points"] < STEPS
+            later = wait_for(lambda: (c := _train_curve(served.url, run_id)) and c["points"] > first["points"] and c,
+                             25, "more live points (the sidecar republishes at least every 10 s)")
+            assert not pod_run.done() and later["live"] is True
+            page = get_json(f"{served.url}/api/runs/{run_id}")
+            assert page["live"] is True and page["run"]["executor"] == "kubernetes"
+            proc = pod_run.result(timeout=120)
+            assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+            space.wait_phase("Succeeded", name="live", timeout=60)
+            done = wait_for(lambda: (c := _train_curve(served.url, run_id)) and not c["live"] and c, 30,
+                            "the recorded series once the stage finished")
+            assert done["points"] == STEPS  # the full series, from the record's metrics.jsonl
+        finally:
+            pod_run.result(timeout=180)
+

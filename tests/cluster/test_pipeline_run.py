@@ -6,6 +6,7 @@ One run serves every test in this module; the last tests re-apply it for cache h
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import signal
 import subprocess
@@ -45,7 +46,8 @@ def run(cluster: Cluster, kube: Kube, tmp_path_factory: pytest.TempPathFactory) 
         job = space.wait_job(stage)
         # The pass that created the Job writes the stage Running last: a downstream Job created
         # too early would exist by then.
-        wait_for(lambda s=stage: space.stage(s).get("phase") == "Running", 30, f"stage {stage} Running")
+        wait_for(functools.partial(lambda s: space.stage(s).get("phase") == "Running", stage), 30,
+                 f"stage {stage} Running")
         seen.append(sorted(j["metadata"]["labels"][naming.LABEL_STAGE] for j in space.jobs()))
         proc = space.execute(job)
         assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -114,7 +114,8 @@ def container_env(deployment: Obj) -> dict[str, Obj]:
 def load_crd(path: Path) -> Obj:
     docs = [d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == "CustomResourceDefinition"]
     assert len(docs) == 1, path
-    return docs[0]
+    crd: Obj = docs[0]
+    return crd
 
 
 def openapi_to_jsonschema(node: Any, *, strict: bool = True) -> Any:

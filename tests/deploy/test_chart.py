@@ -127,7 +127,7 @@ def _settings_env_names() -> set[str]:
     seen: set[str] = set()
 
     class Spy(dict[str, str]):
-        def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        def get(self, key: str, default: Any = None) -> Any:
             seen.add(key)
             return default
 
@@ -418,10 +418,12 @@ def test_notes_say_how_to_apply_the_first_pipeline_and_watch_it(tmp_path: Path) 
 
 
 def test_values_schema_rejects_typos_and_bad_values(tmp_path: Path) -> None:
-    for bad, complaint in [({"watchNamespace": ["ml"]}, "watchNamespace"),
-                           ({"operator": {"image": {"pullPolicy": "Sometimes"}}}, "pullPolicy"),
-                           ({"watchNamespaces": ["Not_A_Namespace"]}, "watchNamespaces"),
-                           ({"metrics": {"port": 70000}}, "port")]:
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"watchNamespace": ["ml"]}, "watchNamespace"),
+        ({"operator": {"image": {"pullPolicy": "Sometimes"}}}, "pullPolicy"),
+        ({"watchNamespaces": ["Not_A_Namespace"]}, "watchNamespaces"),
+        ({"metrics": {"port": 70000}}, "port")]
+    for bad, complaint in cases:
         path = s.values_file(bad, tmp_path, "bad")
         proc = s.helm("template", "t", s.CHART, "--values", path, check=False)
         assert proc.returncode != 0 and complaint in proc.stderr, (bad, proc.stderr)

@@ -60,7 +60,9 @@ def test_pipelines_application_syncs_pipelines_after_the_operator() -> None:
     assert (s.REPO / source["path"]).resolve() == (s.REPO / "pipelines").resolve()
     synced = sorted((s.REPO / source["path"]).glob(source["directory"]["include"]))
     assert s.REPO / "pipelines" / "digits.yaml" in synced
-    wave = lambda a: int(a["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])  # noqa: E731
+    def wave(app: dict[str, Any]) -> int:
+        return int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+
     assert wave(operator) < wave(pipelines)
     assert "SkipDryRunOnMissingResource=true" in pipelines["spec"]["syncPolicy"]["syncOptions"]
 

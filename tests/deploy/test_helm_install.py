@@ -77,7 +77,8 @@ class Release:
     def authorization(self) -> Any:
         from kubernetes import client, config
 
-        return client.AuthorizationV1Api(config.new_client_from_config(config_file=str(self.kubeconfig)))
+        return client.AuthorizationV1Api(config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(self.kubeconfig)))
 
 
 def install(cluster: Any, tmp_path: Path, values: dict[str, Any], *, watched: int) -> Iterator[Release]:
@@ -210,7 +211,8 @@ def test_namespaced_install_stays_inside_its_namespaces(namespaced: Release) -> 
 def test_peering_objects_exist_for_the_operators_to_meet_at(namespaced: Release) -> None:
     rel = namespaced
     for ns in rel.pipeline_namespaces:
-        peering = wait_for(lambda ns=ns: rel.get("kopfpeerings.kopf.dev", "tycho", ns), 30, f"KopfPeering in {ns}")
+        peering = wait_for(functools.partial(rel.get, "kopfpeerings.kopf.dev", "tycho", ns), 30,
+                           f"KopfPeering in {ns}")
         assert peering["metadata"]["name"] == "tycho"
     assert rel.get("kopfpeerings.kopf.dev", "tycho", rel.other_namespace) is None
     deployment = rel.get("deployment", f"{rel.name}-tycho", rel.namespace)

@@ -67,7 +67,9 @@ def test_records_name_the_python_distributions_each_stage_imported(first_run: di
     def environment(stage: str) -> dict[str, Any]:
         doc = json.loads((workdir / "store" / first_run["stages"][stage]["record"]).read_text())
         env = next(b for b in doc["predicate"]["runDetails"]["byproducts"] if b["name"] == "environment")
-        return json.loads((workdir / "store" / "objects" / "sha256" / env["digest"]["sha256"]).read_text())
+        found: dict[str, Any] = json.loads((workdir / "store" / "objects" / "sha256" / env["digest"]["sha256"])
+                                           .read_text())
+        return found
 
     train = environment("train")
     dists = train["distributions"]

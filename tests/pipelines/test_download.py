@@ -16,11 +16,14 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
 
 from .digits_harness import StageRunner, sha256_file
+
+Array = np.ndarray[Any, Any]
 
 MNIST_NAMES = (
     "train-images-idx3-ubyte.gz",
@@ -32,14 +35,14 @@ CIFAR_NAME = "cifar-10-python.tar.gz"
 CIFAR_LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
-def idx(array: np.ndarray) -> bytes:
+def idx(array: Array) -> bytes:
     """IDX encoding of an unsigned-byte array (type code 0x08)."""
     header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
     return header + array.astype(np.uint8).tobytes()
 
 
 def write_mnist(
-    directory: Path, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray
+    directory: Path, train_x: Array, train_y: Array, test_x: Array, test_y: Array
 ) -> dict[str, str]:
     directory.mkdir(parents=True, exist_ok=True)
     blobs = {
@@ -53,7 +56,7 @@ def write_mnist(
     return {name: sha256_file(directory / name) for name in blobs}
 
 
-def small_mnist(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def small_mnist(rng: np.random.Generator) -> tuple[Array, Array, Array, Array]:
     train_x = rng.integers(0, 256, size=(5, 28, 28), dtype=np.uint8)
     test_x = rng.integers(0, 256, size=(3, 28, 28), dtype=np.uint8)
     train_x[4] = train_x[1]  # an exact duplicate: it must get the same id as sample 1
@@ -62,13 +65,13 @@ def small_mnist(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.nd
     return train_x, train_y, test_x, test_y
 
 
-def cifar_batch(data: np.ndarray, labels: list[int], label: bytes) -> bytes:
+def cifar_batch(data: Array, labels: list[int], label: bytes) -> bytes:
     # The published batches are Python 2 pickles with bytes keys; protocol 2 is what they use.
     batch = {b"batch_label": label, b"labels": labels, b"data": data, b"filenames": [b"x.png"] * len(labels)}
     return pickle.dumps(batch, protocol=2)
 
 
-def write_cifar(path: Path, batches: dict[str, tuple[np.ndarray, list[int]]], meta: bytes | None = None) -> str:
+def write_cifar(path: Path, batches: dict[str, tuple[Array, list[int]]], meta: bytes | None = None) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     if meta is None:
         meta = pickle.dumps({b"label_names": [n.encode() for n in CIFAR_LABELS], b"num_vis": 3072}, protocol=2)
@@ -82,7 +85,7 @@ def write_cifar(path: Path, batches: dict[str, tuple[np.ndarray, list[int]]], me
     return sha256_file(path)
 
 
-def cifar_batches(rng: np.random.Generator, per_batch: int = 2) -> dict[str, tuple[np.ndarray, list[int]]]:
+def cifar_batches(rng: np.random.Generator, per_batch: int = 2) -> dict[str, tuple[Array, list[int]]]:
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     return {
         name: (

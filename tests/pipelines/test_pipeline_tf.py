@@ -143,7 +143,7 @@ def test_evaluate_report_outputs(pipeline: dict[str, StageRun]) -> None:
     assert evaluate.headline["test_accuracy"] == metrics["test_accuracy"]
 
     text = evaluate.output("report_ipynb").read_text(encoding="utf-8")
-    nb = nbformat.reads(text, as_version=4)
+    nb = nbformat.reads(text, as_version=4)  # type: ignore[no-untyped-call]
     nbformat.validate(nb)
     for volatile in ("start_time", "end_time", "duration", "iopub.", "/tmp", "input_path", "output_path"):
         assert volatile not in text, volatile

@@ -7,14 +7,17 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
 
+Array = np.ndarray[Any, Any]
+
 Importer = Callable[[str], ModuleType]
 
 
-def sample_labels(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> np.ndarray:
+def sample_labels(logits: Array, temperature: float, rng: np.random.Generator) -> Array:
     z = logits / temperature
     p = np.exp(z - z.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from .digits_harness import StageRun, StageRunner
+
+Array = np.ndarray[Any, Any]
 
 REFERENCE_PARAMS = {"buckets": 10, "leakage": "fail", "imbalance": "warn", "unnormalised": "warn", "constant": "warn"}
 QUIET = {"buckets": 10, "leakage": "off", "imbalance": "off", "unnormalised": "off", "constant": "off"}
@@ -30,7 +33,7 @@ def ids_by_split(count: int, prefix: str = "s") -> dict[str, list[str]]:
     return {k: v[:count] for k, v in found.items()}
 
 
-def write_dataset(path: Path, x: np.ndarray, y: np.ndarray, ids: list[str], scale: float = 16.0) -> Path:
+def write_dataset(path: Path, x: Array, y: Array, ids: list[str], scale: float = 16.0) -> Path:
     np.savez(
         path,
         x=x,
@@ -42,7 +45,7 @@ def write_dataset(path: Path, x: np.ndarray, y: np.ndarray, ids: list[str], scal
     return path
 
 
-def random_dataset(rng: np.random.Generator, per_split: int = 60) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def random_dataset(rng: np.random.Generator, per_split: int = 60) -> tuple[Array, Array, list[str]]:
     """Distinct random 8x8 images (0..16), balanced labels, `per_split` samples in every split."""
     groups = ids_by_split(per_split)
     ids = [i for name in ("train", "val", "calib", "test") for i in groups[name]]
@@ -189,7 +192,7 @@ def test_empty_split_fails_by_default(stage: StageRunner, tmp_path: Path) -> Non
     groups = ids_by_split(2)
     ids = groups["train"] + groups["val"]  # nothing hashes into calibration or test
     x = np.random.default_rng(5).integers(0, 17, size=(4, 8, 8, 1), dtype=np.uint8)
-    dataset = write_dataset(tmp_path / "d.npz", x, [0, 1, 2, 3], ids)
+    dataset = write_dataset(tmp_path / "d.npz", x, np.arange(4), ids)
 
     run = stage("split", QUIET, {"dataset": dataset})
     assert run.returncode == 1

@@ -36,7 +36,7 @@ log = logging.getLogger("tycho.operator")
 _TASKS: set[asyncio.Task[None]] = set()
 
 
-def _pipeline(body: Mapping[str, Any]) -> dict[str, Any]:
+def index_entry(body: Mapping[str, Any]) -> dict[str, Any]:
     """What a reconcile reads of a pipeline: the index keeps only this (no managedFields, no
     annotations but tycho's: ``kubectl apply`` leaves a copy of the whole manifest in one)."""
     meta = body.get("metadata", {})
@@ -65,7 +65,7 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
 @kopf.index(models.GROUP, models.VERSION, models.PLURAL)
 def pipelines(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {(namespace or "", name): _pipeline(body)}
+    return {(namespace or "", name): index_entry(body)}
 
 
 class Indexes:

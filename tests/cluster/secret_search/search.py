@@ -19,7 +19,7 @@ SPLIT = re.compile(rb"[\s=:\"',;\x00]+")
 found, scanned = set(), {"processes": 0, "files": 0, "bytes": 0}
 
 
-def look(data):
+def look(data: bytes) -> None:
     scanned["bytes"] += len(data)
     for token in SPLIT.split(data):
         if len(token) in lengths:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tycho.api import schema, validation, yamlload
+from tycho.api import problems, schema, validation, yamlload
 
 REPO = Path(__file__).resolve().parents[3]
 TOY = yaml.safe_load((REPO / "tests" / "fixtures" / "toy" / "toy.yaml").read_text()
@@ -76,7 +76,7 @@ def test_aliases_within_reason_still_load() -> None:
                                                                     ("t", "u3")])), "alias bomb"),
 ])
 def test_hostile_yaml_is_refused_before_anything_walks_it(text: str, message: str) -> None:
-    with pytest.raises(validation.InvalidManifest) as caught:
+    with pytest.raises(problems.InvalidManifest) as caught:
         validation.load_text(text)
     assert message in str(caught.value)
 
@@ -108,7 +108,7 @@ def paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 def test_any_text_loads_or_is_invalid(text: str) -> None:
     try:
         validation.load_text(text)
-    except validation.InvalidManifest as bad:
+    except problems.InvalidManifest as bad:
         assert bad.problems and all(p.path and p.fix for p in bad.problems)
 
 
@@ -125,5 +125,5 @@ def test_any_damaged_manifest_validates_or_names_its_problems(data: st.DataObjec
         target[where[-1]] = value
     try:
         validation.check(doc)
-    except validation.InvalidManifest as bad:
+    except problems.InvalidManifest as bad:
         assert bad.problems and all(p.path and p.message and p.fix for p in bad.problems)

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from tycho.api import overrides, validation
+from tycho.api import overrides, problems, validation
 
 REPO = Path(__file__).resolve().parents[3]
 TOY = (REPO / "tests" / "fixtures" / "toy" / "toy.yaml").read_text().replace("NOTES_URL", "file:///tmp/notes.txt")
 
 
 def problems_of(*items: str, text: str = TOY) -> list[str]:
-    with pytest.raises(validation.InvalidManifest) as caught:
+    with pytest.raises(problems.InvalidManifest) as caught:
         overrides.apply(validation.load_text(text), items)
     return [str(p) for p in caught.value.problems]
 
@@ -79,5 +79,5 @@ def test_any_set_items_apply_or_name_each_bad_one(items: list[str]) -> None:
     pipeline = validation.load_text(TOY)
     try:
         overrides.apply(pipeline, items)
-    except validation.InvalidManifest as bad:
+    except problems.InvalidManifest as bad:
         assert bad.problems and all(p.path and p.fix for p in bad.problems)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tycho.api import validation
+from tycho.api import problems, validation
 
 CORPUS = sorted((Path(__file__).parent / "bad_manifests").glob("*.yaml"))
 REPO = Path(__file__).resolve().parents[3]
@@ -20,7 +20,7 @@ def expected(path: Path) -> str:
 
 @pytest.mark.parametrize("path", CORPUS, ids=[p.stem for p in CORPUS])
 def test_bad_manifest_is_rejected_with_its_field_path_and_fix(path: Path) -> None:
-    with pytest.raises(validation.InvalidManifest) as caught:
+    with pytest.raises(problems.InvalidManifest) as caught:
         validation.load_text(path.read_text())
     messages = [str(p) for p in caught.value.problems]
     assert any(expected(path) in m for m in messages), messages
@@ -42,7 +42,7 @@ def test_reference_pipeline_is_valid() -> None:
 def test_all_problems_are_reported_at_once() -> None:
     text = (Path(__file__).parent / "bad_manifests" / "bad_cpu.yaml").read_text()
     text = text.replace("resources: {cpu: two}", "resources: {cpu: two, memory: lots}")
-    with pytest.raises(validation.InvalidManifest) as caught:
+    with pytest.raises(problems.InvalidManifest) as caught:
         validation.load_text(text)
     assert {p.path for p in caught.value.problems} == {"spec.stages[0].resources.cpu",
                                                         "spec.stages[0].resources.memory"}

@@ -7,8 +7,8 @@ from tycho.controller import events
 
 
 def _status(run: str, phase: str, **stages: str) -> xp.Status:
-    return xp.Status(run_id=run, phase=phase,  # type: ignore[arg-type]
-                         stages=[xp.StageStatus(name=n, phase=p, job_name=f"job-{n}", cache_key="k" * 64,  # type: ignore[arg-type]
+    return xp.Status(run_id=run, phase=phase,
+                         stages=[xp.StageStatus(name=n, phase=p, job_name=f"job-{n}", cache_key="k" * 64,
                                                     provenance=f"rec-{n}", message="why") for n, p in stages.items()])
 
 

@@ -127,7 +127,7 @@ def test_a_restarted_operator_continues_the_same_run_and_adopts_its_job(setup: A
     kube, rec, _ = setup
     rec.reconcile(kube.world())
     run_id = kube.body["status"]["runId"]
-    fresh = reconciler.Reconciler(Settings(), kube)  # type: ignore[arg-type]
+    fresh = reconciler.Reconciler(Settings(), kube)
     fresh.reconcile(kube.world())
     assert kube.body["status"]["runId"] == run_id and kube.calls["create"] == 1
 
@@ -137,7 +137,7 @@ def test_an_operator_killed_before_writing_status_finds_its_run_and_jobs(setup: 
     rec.reconcile(kube.world())
     run_id = kube.body["status"]["runId"]
     kube.body.pop("status")  # as if the status write never happened
-    reconciler.Reconciler(Settings(), kube).reconcile(kube.world())  # type: ignore[arg-type]
+    reconciler.Reconciler(Settings(), kube).reconcile(kube.world())
     assert kube.body["status"]["runId"] == run_id and len(kube.jobs) == 1 and kube.calls["create"] == 1
 
 
@@ -194,7 +194,7 @@ def test_a_local_store_makes_the_pipeline_invalid_on_a_cluster(setup: Any, monke
     kube, _, _ = setup
     monkeypatch.undo()
     kube.body["spec"]["storage"] = {}  # the local default, file://.tycho/store
-    reconciler.Reconciler(Settings(), kube).reconcile(kube.world())  # type: ignore[arg-type]
+    reconciler.Reconciler(Settings(), kube).reconcile(kube.world())
     assert kube.body["status"]["phase"] == "Invalid" and kube.jobs == {}
     assert ("spec.storage.url" in kube.body["status"]["message"]
             and "TYCHO_DEFAULT_STORE" in kube.body["status"]["message"])

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from tycho.api import status as xp, validation
+from tycho.api import problems, status as xp
 from tycho.controller import status
 
 
 def _stages(*phases: str, metrics: dict[str, float] | None = None) -> list[xp.StageStatus]:
-    return [xp.StageStatus(name=f"s{i}", phase=p, metrics=metrics or {}) for i, p in enumerate(phases)]  # type: ignore[arg-type]
+    return [xp.StageStatus(name=f"s{i}", phase=p, metrics=metrics or {}) for i, p in enumerate(phases)]
 
 
 def _cond(st: xp.Status, kind: str) -> xp.Condition:
@@ -57,9 +57,9 @@ def test_conditions_keep_their_transition_time_until_their_status_flips() -> Non
 
 
 def test_invalid_status_lists_every_problem_with_its_field_path() -> None:
-    problems = [validation.Problem("spec.stages[1].inputs[0].from", "unknown stage 'nope'", "use one of: a"),
-                validation.Problem("spec.stages[0].image", "image is empty", "set a container image")]
-    st = status.invalid(xp.Status(), problems, 3, "t")
+    found = [problems.Problem("spec.stages[1].inputs[0].from", "unknown stage 'nope'", "use one of: a"),
+             problems.Problem("spec.stages[0].image", "image is empty", "set a container image")]
+    st = status.invalid(xp.Status(), found, 3, "t")
     assert st.phase == "Invalid" and st.observed_generation == 3
     valid = _cond(st, "Valid")
     assert valid.status == "False" and valid.reason == "InvalidManifest"

@@ -176,6 +176,7 @@ def test_cancel_stops_what_runs_then_records_cancelled_with_what_completed() -> 
     w.step()  # total starts
     plan = w.step(cancel=True)
     total_id = w.stages["total"].execution
+    assert total_id is not None
     assert plan.cancel == [total_id] and plan.phase == "Running" and plan.stages["total"].message == "stopping"
     w.executions[total_id] = w.executions[total_id].model_copy(update={"phase": "Cancelled"})
     plan = w.step(cancel=True)

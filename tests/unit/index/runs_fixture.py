@@ -48,7 +48,7 @@ def summary(run_id: str, *, minute: float = 0, epochs: Any = 10, lr: float = 0.0
             outputs=stage_outputs[name], record=layout.record_rel(origin, name), metrics=metrics,
             started_at=stamp(minute), finished_at=stamp(minute + 1), attempts=1)
     return documents.RunSummary(run_id=run_id, pipeline=pipeline, created_at=stamp(minute),
-                                finished_at=None if phase == "Running" else stamp(minute + 3), phase=phase,  # type: ignore[arg-type]
+                                finished_at=None if phase == "Running" else stamp(minute + 3), phase=phase,
                                 heartbeat_at=stamp(minute), owner=owner, tags=list(tags), manifest=manifest,
                                 runner=documents.Runner(executor="kubernetes" if phase == "Running" else "subprocess"),
                                 stages=stages)

@@ -103,7 +103,7 @@ class _Api:
 
 
 def _run(api: _Api, page: int = 2) -> tuple[informer.JobCache, list[tuple[str, str]], list[bool]]:
-    cache, changed, synced = informer.JobCache(), [], []
+    cache, changed, synced = informer.JobCache(), list[tuple[str, str]](), list[bool]()
     inf = informer.JobInformer(api, "ns1", cache, changed.append, lambda: synced.append(True))  # type: ignore[arg-type]
     old, informer.PAGE = informer.PAGE, page
     try:

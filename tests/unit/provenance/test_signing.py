@@ -17,8 +17,9 @@ def test_keys_tycho_writes_read_as_cryptography_reads_them(tmp_path: Path) -> No
     for n in range(20):
         path = signing.ensure_key(tmp_path / f"k{n}")
         key = signing.load_private(path)
-        assert (key.private_bytes_raw()
-                == serialization.load_pem_private_key(path.read_bytes(), None).private_bytes_raw())
+        loaded = serialization.load_pem_private_key(path.read_bytes(), None)
+        assert isinstance(loaded, ed25519.Ed25519PrivateKey)
+        assert key.private_bytes_raw() == loaded.private_bytes_raw()
         pem = signing.public_pem(key.public_key())
         assert signing.load_public(pem).public_bytes_raw() == key.public_key().public_bytes_raw()
         assert (signing.load_public(pem.replace(b"\n", b"\r\n")).public_bytes_raw()

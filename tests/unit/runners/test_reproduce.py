@@ -83,7 +83,8 @@ def test_a_corrupt_code_archive_is_one_line_of_json_not_a_traceback(ws: Workspac
     proc = _cli(ws, "reproduce", original.run_id)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     error = json.loads(proc.stdout)["error"]
-    assert error.startswith(original.code.archive + ":"), error  # type: ignore[union-attr]
+    assert original.code is not None and original.code.archive is not None
+    assert error.startswith(original.code.archive + ":"), error
 
 
 def test_a_record_with_broken_json_is_one_line_not_a_traceback(ws: Workspace) -> None:

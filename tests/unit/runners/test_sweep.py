@@ -13,7 +13,7 @@ import pytest
 import yaml
 from rich.console import Console
 
-from tycho.api import models, validation
+from tycho.api import models, problems, validation
 from tycho.engine import search
 from tycho.executors import process
 from tycho.provenance import audit, documents, record, store as store_mod
@@ -126,13 +126,13 @@ def test_early_stopping_is_applied_where_the_trial_runs_and_is_cached(sp: SweepS
 
 def test_a_sweep_that_cannot_be_run_is_refused_with_its_field_path(sp: SweepSpace) -> None:
     sp.sweep.update(algorithm="grid", trials=10)
-    with pytest.raises(validation.InvalidManifest) as err:
+    with pytest.raises(problems.InvalidManifest) as err:
         sp.pipeline()
     text = str(err.value)
     assert "spec.stages[1].sweep.algorithm: grid search needs values for every parameter" in text
     sp.sweep["parameters"]["x"] = {"low": 1.0, "high": 0.5}
     sp.sweep["algorithm"] = "tpe"
-    with pytest.raises(validation.InvalidManifest, match=r"sweep.parameters.x: low 1 is not below high 0.5"):
+    with pytest.raises(problems.InvalidManifest, match=r"sweep.parameters.x: low 1 is not below high 0.5"):
         sp.pipeline()
 
 
