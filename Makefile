@@ -24,7 +24,7 @@ demo: venv
 
 ## test: set up, check the shape (verify), and run the whole test suite (builds the local control plane and the images once, cached)
 test: venv verify host-setup cluster-build browser
-	$(BIN)/python -m pytest tests --no-skips
+	bash tests/run.sh
 
 ## verify: ruff, mypy --strict, the import-linter layer contracts, and no drift between the API models and the committed CRD
 verify: venv

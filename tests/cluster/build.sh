@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build (once) the binaries of the local test cluster from Go modules:
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
-#   kwok, minio (S3 server), helm, kubeconform.
+#   kwok, minio (S3 server), helm, kubeconform, and cosign (the trust test's verifier).
 # Nothing is downloaded except Go modules from the module proxy: this
 # machine cannot fetch release tarballs or container images.
 #
@@ -11,7 +11,7 @@
 # (kube-apiserver and minio are big); see tests/cluster/README.md.
 #
 # Usage: bash tests/cluster/build.sh [component...]
-#   components: kubernetes etcd kwok minio helm kubeconform kubelet pause
+#   components: kubernetes etcd kwok minio helm kubeconform cosign kubelet pause
 #   (default: all; kubelet and pause serve the optional real node, node.sh)
 set -euo pipefail
 
@@ -167,6 +167,10 @@ if want kubeconform; then
   build_one "$TYCHO_BIN_KUBECONFORM" kubeconform go_install \
     "github.com/yannh/kubeconform/cmd/kubeconform@$TYCHO_KUBECONFORM_VERSION" \
     "-X main.version=$TYCHO_KUBECONFORM_VERSION"
+fi
+
+if want cosign; then
+  build_one "$TYCHO_BIN_COSIGN" cosign go_install "github.com/sigstore/cosign/v2/cmd/cosign@$TYCHO_COSIGN_VERSION"
 fi
 
 log "done in $(( $(date +%s) - TOTAL_START ))s; built: ${BUILT[*]:-nothing (all cached)}"

@@ -19,6 +19,8 @@ TYCHO_KWOK_VERSION=v0.8.0
 TYCHO_MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 TYCHO_HELM_VERSION=v3.22.0
 TYCHO_KUBECONFORM_VERSION=v0.8.0
+# cosign: the standard verifier the trust test runs on Tycho's signed records.
+TYCHO_COSIGN_VERSION=v2.6.5
 # The real node's pause process (go/pause); bump when main.go changes.
 TYCHO_PAUSE_VERSION=1
 
@@ -34,6 +36,7 @@ TYCHO_BIN_KWOK="$TYCHO_CACHE/bin/kwok-$TYCHO_KWOK_VERSION"
 TYCHO_BIN_MINIO="$TYCHO_CACHE/bin/minio-$TYCHO_MINIO_VERSION"
 TYCHO_BIN_HELM="$TYCHO_CACHE/bin/helm-$TYCHO_HELM_VERSION"
 TYCHO_BIN_KUBECONFORM="$TYCHO_CACHE/bin/kubeconform-$TYCHO_KUBECONFORM_VERSION"
+TYCHO_BIN_COSIGN="$TYCHO_CACHE/bin/cosign-$TYCHO_COSIGN_VERSION"
 # shellcheck disable=SC2034  # used by build.sh and node.sh
 TYCHO_BIN_PAUSE="$TYCHO_CACHE/bin/pause-$TYCHO_PAUSE_VERSION"
 # Runtime state of a running cluster (git-ignored via `.cluster/`).

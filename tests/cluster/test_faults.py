@@ -157,6 +157,7 @@ def _minio_answers() -> bool:
         return False
 
 
+@pytest.mark.alone
 def test_a_store_outage_mid_run_is_retried_and_leaves_no_half_written_object(space: Space) -> None:
     names = _pipelines(space, 6, retries=6)
     with FastKubelet(space) as kubelet:

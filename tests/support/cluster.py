@@ -7,11 +7,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import fcntl
+import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,15 +69,64 @@ class Cluster:
         return env
 
 
+LEASE = STATE.parent / f".{STATE.name}.lease"
+"""Who uses the test cluster now: the test processes (pytest, or each pytest-xdist worker)
+that hold it, and whether one of them started it (then the last one out stops it)."""
+
+
 @contextlib.contextmanager
-def running() -> Iterator[Cluster]:
-    """The test control plane: the live one, or one started now (and stopped at the end)."""
-    started = False
-    if not live():
+def _locked(path: Path, mode: int) -> Iterator[None]:
+    with open(path, "a+") as f:
+        fcntl.flock(f, mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _lease(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Read, change and write the lease under its lock; holders that died are dropped."""
+    with _locked(LEASE.with_suffix(".lock"), fcntl.LOCK_EX):
+        try:
+            lease: dict[str, Any] = json.loads(LEASE.read_text())
+        except (OSError, ValueError):
+            lease = {"holders": [], "started": False}
+        lease["holders"] = [p for p in lease["holders"] if Path(f"/proc/{p}").exists()]
+        change(lease)
+        LEASE.write_text(json.dumps(lease))
+        return lease
+
+
+def _hold(lease: dict[str, Any]) -> None:
+    if not lease["holders"] and not live():
         env = dict(os.environ, TYCHO_KWOK_AUTOCOMPLETE="0")
         subprocess.run(["bash", str(SCRIPTS / "build.sh")], check=True, env=env)
         subprocess.run(["bash", str(SCRIPTS / "up.sh")], check=True, env=env)
-        started = True
+        lease["started"] = True
+    elif not lease["holders"]:
+        lease["started"] = False  # it was running before any test process needed it
+    lease["holders"].append(os.getpid())
+
+
+def _release(lease: dict[str, Any]) -> None:
+    lease["holders"] = [p for p in lease["holders"] if p != os.getpid()]
+    if not lease["holders"] and lease.pop("started", False):
+        subprocess.run(["bash", str(SCRIPTS / "down.sh")], check=False)
+
+
+@contextlib.contextmanager
+def running() -> Iterator[Cluster]:
+    """The test control plane, one for every test process of a session (pytest-xdist
+    workers too): the live one, or one started now and stopped when the last process that
+    holds it is done."""
+    _lease(_hold)
+    try:
+        yield _ready()
+    finally:
+        _lease(_release)
+
+
+def _ready() -> Cluster:
     auto = read_env_file(STATE / "cluster.env").get("TYCHO_KWOK_AUTOCOMPLETE", "0")
     if auto != "0":
         raise RuntimeError("the running cluster completes pods by itself (TYCHO_KWOK_AUTOCOMPLETE=1); "
@@ -84,18 +135,8 @@ def running() -> Iterator[Cluster]:
     install_api(c)
     # This test process reads MinIO (to upload inputs, to check records) and the API server
     # with the cluster's credentials; the stage runs it starts get only their Job's env.
-    saved = {k: os.environ.get(k) for k in [*c.s3, "KUBECONFIG"]}
     os.environ.update(c.s3, KUBECONFIG=str(c.kubeconfig))
-    try:
-        yield c
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        if started:
-            subprocess.run(["bash", str(SCRIPTS / "down.sh")], check=False)
+    return c
 
 
 def install_api(c: Cluster) -> None:

@@ -1,16 +1,16 @@
 """A standard verifier accepts Tycho's signed records: cosign (built from its Go module by
-build_cosign.sh) runs ``verify-blob-attestation`` on a stored output, its record's DSSE
+tests/cluster/build.sh) runs ``verify-blob-attestation`` on a stored output, its record's DSSE
 envelope and the signing key's public half, and refuses a changed output."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.support import tools
 from tests.support.workspace import Workspace
 from tycho.provenance import layout
 
@@ -19,11 +19,7 @@ HERE = Path(__file__).resolve().parent
 
 @pytest.fixture(scope="session")
 def cosign() -> str:
-    if shutil.which("go") is None and not (Path.home() / ".cache/tycho/bin").is_dir():
-        pytest.fail("cosign is built from Go modules: install Go (see README)")
-    proc = subprocess.run(["bash", str(HERE / "build_cosign.sh")], capture_output=True, text=True, timeout=3000)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout.strip().splitlines()[-1]
+    return str(tools.go_tool("cosign"))  # built from its Go module by tests/cluster/build.sh
 
 
 def verify_blob(cosign: str, key: Path, envelope: Path, blob: Path, home: Path) -> subprocess.CompletedProcess[str]:
