@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, strategies as st
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from tycho.board import hosts
 
@@ -55,6 +57,18 @@ def test_what_is_not_a_host_name_is_refused_saying_why(text: str, says: str) -> 
         hosts.pattern(text)
 
 
+@given(st.one_of(st.text(max_size=80), st.from_regex(r"\A[a-zA-Z0-9.*:\[\]/-]{0,40}\Z")))
+def test_any_text_is_an_entry_the_host_check_takes_or_a_bad_host_never_a_crash(text: str) -> None:
+    try:
+        entry = hosts.pattern(text)
+    except hosts.BadHost as bad:
+        assert str(bad)
+        return
+    TrustedHostMiddleware(app=None, allowed_hosts=[entry])  # type: ignore[arg-type]  # a pattern Starlette takes
+    assert entry == entry.strip().lower() and entry != "*" and "/" not in entry
+    assert hosts.pattern(entry) == entry  # normal form
+
+
 def test_the_allowed_list_is_the_bound_names_then_the_extra_ones_each_once() -> None:
     assert hosts.allowed("127.0.0.1", ["LOCALHOST", "board.example.com"]) == [
         "127.0.0.1", "localhost", "board.example.com"]
@@ -68,3 +82,10 @@ def test_tycho_board_refuses_a_bad_allowed_host_with_exit_2_naming_the_flag(tmp_
     error = json.dumps(json.loads(proc.stdout))
     assert "--allowed-host" in error and "give the host name only" in error
     assert "Traceback" not in proc.stderr
+
+
+def test_tycho_board_refuses_a_bind_address_that_is_no_host_with_exit_2(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "tycho", "board", "--store", f"file://{tmp_path}", "--json",
+                           "--host", "no such host!"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "--host" in proc.stdout and "is not a host name" in proc.stdout and "Traceback" not in proc.stderr
