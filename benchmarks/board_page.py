@@ -44,7 +44,7 @@ def main() -> None:
         started = time.perf_counter()
         app = server.app(f"file://{store}", index_path=str(Path(tmp) / "index.sqlite"), sync_seconds=3600)
         print(f"{args.runs} runs indexed in {time.perf_counter() - started:.1f}s")
-        with TestClient(app) as client:
+        with TestClient(app, base_url="http://127.0.0.1:8765") as client:
             for label, url in REQUESTS:
                 times = []
                 for _ in range(args.repeat):

@@ -164,6 +164,18 @@ def report_check(code: str, severity: str, message: str, details: Mapping[str, A
         fh.write(line + "\n")
 
 
+CHECK_LEVELS = ("fail", "warn", "off")
+
+
+def check_level(contract: Contract, param: str, default: str) -> str:
+    """The level of a check from its param: `fail` fails the stage, `warn` is shown with the
+    run, `off` reports nothing (docs/checks.md). Anything else is a clear error, not a guess."""
+    level = contract.param(param, default)
+    if level not in CHECK_LEVELS:
+        raise StageError(f"param {param!r} must be one of {', '.join(CHECK_LEVELS)}, got {level!r}")
+    return level
+
+
 def canonical_json(obj: Any) -> bytes:
     """JSON with sorted keys and a trailing newline: the same object always gives the same bytes."""
     return (json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")

@@ -13,7 +13,9 @@ cache messages, forwarded to the stage log instead) and written with sorted keys
 is rendered from the cleaned notebook.
 
 Outputs: report_ipynb, report_html, confusion_matrix (PNG), reliability_diagram (PNG),
-metrics (JSON written by the notebook, re-serialised canonically).
+metrics (JSON written by the notebook, re-serialised canonically). The calibration record
+goes to the notebook as it is, so the report shows the checks calibrate reported (e.g.
+TY-TEMPERATURE-BOUND: a temperature at a bound of its search is no fit).
 
 Model checks, reported with their codes (docs/checks.md) when they fire:
   TY-GENERALISATION-GAP  train accuracy above test accuracy by more than `gap_max`
@@ -38,6 +40,7 @@ from common import (
     StageError,
     append_metrics,
     canonical_json,
+    check_level,
     read_npz,
     report_check,
     run_stage,
@@ -50,6 +53,7 @@ CODE_DIR = Path(__file__).resolve().parent
 NOTEBOOK = CODE_DIR / "evaluate.ipynb"
 KERNEL_NAME = "python3"
 INPUTS_FILE = "evaluation_inputs.npz"
+CALIBRATION_FILE = "calibration.json"  # the calibrate stage's record: its checks go into the report
 FIGURES = {"confusion_matrix": "confusion_matrix.png", "reliability_diagram": "reliability_diagram.png"}
 HEADLINE_METRICS = ("test_accuracy", "test_nll", "test_ece", "test_ece_uncalibrated", "baseline_test_accuracy")
 
@@ -168,6 +172,7 @@ def main(contract: Contract) -> None:
                 "logits_tuned": logits_tuned,
             },
         )
+        write_bytes(scratch / CALIBRATION_FILE, canonical_json(calibration))
         notebook_json, html = run_notebook(scratch, bins)
         metrics = json.loads((scratch / "metrics.json").read_text(encoding="utf-8"))
         for output, filename in FIGURES.items():
@@ -187,9 +192,7 @@ def main(contract: Contract) -> None:
 def model_checks(contract: Contract, splits: dict[str, np.ndarray], tuned: Any, logits_test: np.ndarray,
                  metrics: dict[str, Any]) -> None:
     """Generalisation gap, calibration error and per-class recall of the tuned model."""
-    level = contract.param("model_checks", "warn")
-    if level not in ("warn", "fail", "off"):
-        raise StageError(f"param model_checks must be warn, fail or off, got {level!r}")
+    level = check_level(contract, "model_checks", "warn")
     y_test = splits["y_test"].astype(np.int64)
     train_accuracy = scoring.accuracy(predict_logits(tuned, splits["x_train"]), splits["y_train"].astype(np.int64))
     gap = train_accuracy - float(metrics["test_accuracy"])

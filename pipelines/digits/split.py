@@ -31,10 +31,19 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from common import Contract, StageError, append_metrics, read_npz, report_check, run_stage, write_json, write_npz
+from common import (
+    Contract,
+    StageError,
+    append_metrics,
+    check_level,
+    read_npz,
+    report_check,
+    run_stage,
+    write_json,
+    write_npz,
+)
 
 SPLITS = ("train", "val", "calib", "test")
-LEVELS = ("fail", "warn", "off")
 
 
 @dataclass(frozen=True)
@@ -150,13 +159,7 @@ def run_checks(parts: dict[str, dict[str, np.ndarray]], n_classes: int, levels: 
 
 
 def check_levels(contract: Contract) -> dict[str, str]:
-    levels = {}
-    for spec in CHECKS:
-        level = contract.param(spec.param, spec.default_level)
-        if level not in LEVELS:
-            raise StageError(f"param {spec.param!r} must be one of {', '.join(LEVELS)}, got {level!r}")
-        levels[spec.param] = level
-    return levels
+    return {spec.param: check_level(contract, spec.param, spec.default_level) for spec in CHECKS}
 
 
 def main(contract: Contract) -> None:

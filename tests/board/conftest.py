@@ -71,11 +71,11 @@ class Served:
 
 
 @contextlib.contextmanager
-def serve(store: str, env: dict[str, str], log: Path, cwd: Path) -> Iterator[Served]:
-    """``tycho board`` as a user starts it; stopped (by its PID) when the test is done."""
+def serve(store: str, env: dict[str, str], log: Path, cwd: Path, *flags: str) -> Iterator[Served]:
+    """``tycho board`` as a user starts it (with ``flags``); stopped (by its PID) when the test is done."""
     port = free_port()
     with open(log, "wb") as out:
-        proc = subprocess.Popen([TYCHO, "board", "--store", store, "--port", str(port)], cwd=cwd, env=env,
+        proc = subprocess.Popen([TYCHO, "board", "--store", store, "--port", str(port), *flags], cwd=cwd, env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

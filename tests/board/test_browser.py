@@ -1,6 +1,12 @@
 """The board in a real headless Chromium (Debian's, driven by Playwright), as a person uses it:
-open the leaderboard, sort by a metric, filter by a tag, open a run and see its confusion
-matrix, compare two runs; and a running run's page updating without a reload.
+open the leaderboard, sort by a metric, filter by a tag, open a run and see its checks, its
+confusion matrix and its HTML report, compare two runs; and a running run's page updating
+without a reload.
+
+Every page runs under the board's Content-Security-Policy: a test fails on a JavaScript error,
+a console error, or a CSP violation in a board page (reported by each frame's
+``securitypolicyviolation`` event). HTML reports run in a sandbox with a CSP of their own; what
+that CSP refuses in a report (e.g. scripts from a CDN) is the sandbox at work, not a failure.
 
 Screenshots are saved under .test-artifacts/board/ (TYCHO_TEST_ARTIFACTS) for people to look at.
 """
@@ -17,6 +23,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.board.conftest import ARTIFACTS, DigitsRuns, Served, serve
 from tests.unit.index import runs_fixture as rf
+from tycho.board import server
 from tycho.provenance import layout, runs, store as store_mod
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -36,17 +43,41 @@ def browser() -> Iterator[Browser]:
             b.close()
 
 
+# Runs in every frame before its own scripts: hands each CSP violation to the test.
+REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (e) => window.tychoCspViolation({
+  directive: e.effectiveDirective, blocked: e.blockedURI, document: e.documentURI, policy: e.originalPolicy,
+  sample: e.sample}));
+"""
+REPORT_POLICY = server.SANDBOXED_ARTIFACT["Content-Security-Policy"]
+
+
+def in_report(url: str) -> bool:
+    """A document served as an artifact (an HTML report in its sandbox), not a board page."""
+    return "/artifacts/" in url and "/view" not in url
+
+
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
+    violations: list[dict[str, str]] = []
+    context.expose_binding("tychoCspViolation", lambda source, v: violations.append(v))
+    context.add_init_script(REPORT_VIOLATIONS)
     pg = context.new_page()
     errors: list[str] = []
+    console: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: console.append(f"{m.text} ({m.location.get('url')})") if m.type == "error"
+          and not in_report(m.location.get("url") or "") else None)
     try:
         yield pg
     finally:
         context.close()
+    board = [v for v in violations if not in_report(v["document"])]
+    assert not board, f"the board's Content-Security-Policy refused: {board}"
+    assert all(v["policy"] == REPORT_POLICY for v in violations), violations  # the rest: a report's own
     assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not console, f"console errors on the page: {console}"
 
 
 def shot(pg: Page, name: str, full: bool = True) -> Path:
@@ -90,10 +121,22 @@ def test_leaderboard_sort_filter_run_page_and_compare(page: Page, board: Served,
     assert pg.locator('#stage-graph .node.succeeded').count() == 1  # release ran again
     pg.wait_for_selector('#curves [data-curve-stage="train"] .main-svg')
     shot(pg, "04-run-page", full=False)
+    # the checks its stages reported, as `tycho checks` lists them
+    listed = json.loads(digits.tycho("checks", digits.ids["candidate"], "--json").stdout)["checks"]
+    shown = pg.locator("#checks tr.check").evaluate_all("rows => rows.map(r => r.dataset.code)")
+    assert shown == [c["code"] for c in listed] and "TY-CONSTANT" in shown
     image = pg.locator('img[alt="evaluate/confusion_matrix"]')
     image.scroll_into_view_if_needed()
     pg.wait_for_function("img => img.complete && img.naturalWidth > 100", arg=image.element_handle())
     image.screenshot(path=str(ARTIFACTS / "05-confusion-matrix.png"))
+    # the HTML report, rendered in its sandboxed frame under its own CSP
+    frame = pg.locator('iframe[title="evaluate/report_html"]')
+    frame.scroll_into_view_if_needed()
+    report = pg.frame_locator('iframe[title="evaluate/report_html"]')
+    report.locator("h1", has_text="Digits: evaluation report").wait_for()
+    report.locator("h2", has_text="Calibration").wait_for()
+    assert report.locator('img[src^="data:image/png"]').count() >= 2  # confusion matrix, reliability diagram
+    frame.screenshot(path=str(ARTIFACTS / "05b-report-in-its-sandbox.png"))
     shot(pg, "06-run-page-full")
 
     # compare two runs from the leaderboard
@@ -135,12 +178,12 @@ def test_a_running_run_updates_without_reload(page: Page, live_store: tuple[stor
     assert pg.evaluate(points) == 3
     store.write_bytes(layout.live_metrics_rel("live-run", "train"),
                       "".join(json.dumps({"step": i, "loss": 1 / (i + 1)}) + "\n" for i in range(8)).encode())
-    pg.wait_for_function(f"{points} === 8", timeout=15000)
+    pg.wait_for_function(f"() => {points} === 8", timeout=15000)  # a function: the CSP allows no eval
     shot(pg, "08-live-run", full=False)
     done = runs.load(store, "live-run")
     stages = {n: s.model_copy(update={"phase": "Succeeded"}) for n, s in done.stages.items()}
     runs.save(store, done.model_copy(update={"phase": "Succeeded", "stages": stages, "finished_at": rf.stamp(9)}))
-    pg.wait_for_function("document.querySelector('#run-phase').textContent === 'Succeeded'", timeout=15000)
+    pg.wait_for_function("() => document.querySelector('#run-phase').textContent === 'Succeeded'", timeout=15000)
     assert pg.evaluate("window.__sameDocument") is True  # no reload happened
     assert "running" not in (pg.locator('#stage-graph [data-node="train"]').get_attribute("class") or "")
     shot(pg, "09-live-run-finished", full=False)

@@ -109,6 +109,37 @@ def container_env(deployment: Obj) -> dict[str, Obj]:
     return {e["name"]: e for e in container.get("env", [])}
 
 
+# ---- pods ------------------------------------------------------------------------------------
+
+def restricted_violations(pod_spec: dict[str, Any]) -> list[str]:
+    """Pod Security Standard "restricted" (the checks that apply to these pods)."""
+    bad = []
+    pod_sc = pod_spec.get("securityContext", {})
+    for c in pod_spec.get("initContainers", []) + pod_spec["containers"]:
+        sc = c.get("securityContext", {})
+        if sc.get("allowPrivilegeEscalation") is not False:
+            bad.append(f"{c['name']}: allowPrivilegeEscalation must be false")
+        if sc.get("capabilities", {}).get("drop") != ["ALL"] or sc.get("capabilities", {}).get("add"):
+            bad.append(f"{c['name']}: capabilities must drop ALL and add nothing")
+        if not (sc.get("runAsNonRoot") or pod_sc.get("runAsNonRoot")):
+            bad.append(f"{c['name']}: runAsNonRoot")
+        if sc.get("runAsUser", pod_sc.get("runAsUser")) == 0:
+            bad.append(f"{c['name']}: runAsUser 0")
+        seccomp = sc.get("seccompProfile", pod_sc.get("seccompProfile", {})).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            bad.append(f"{c['name']}: seccompProfile")
+        if sc.get("privileged"):
+            bad.append(f"{c['name']}: privileged")
+        if sc.get("readOnlyRootFilesystem") is not True:
+            bad.append(f"{c['name']}: readOnlyRootFilesystem (Tycho's own bar)")
+    for v in pod_spec.get("volumes", []):
+        if "hostPath" in v:
+            bad.append(f"volume {v['name']}: hostPath")
+    if pod_spec.get("hostNetwork") or pod_spec.get("hostPID") or pod_spec.get("hostIPC"):
+        bad.append("host namespaces")
+    return bad
+
+
 # ---- schemas ----------------------------------------------------------------------------------
 
 def load_crd(path: Path) -> Obj:

@@ -33,6 +33,14 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "storage": {"defaultUrl": "s3://records/tycho", "existingSecret": "team-store"},
         "board": {"enabled": True, "existingSecret": "team-store-readonly"},
     },
+    "board-oauth2-proxy": {
+        "storage": {"defaultUrl": "s3://records/tycho", "existingSecret": "team-store"},
+        "board": {"enabled": True, "existingSecret": "team-store-readonly",
+                  "ingressFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}}],
+                  "oauth2Proxy": {"enabled": True, "host": "tycho.example.com", "existingSecret": "board-oauth",
+                                  "oidcIssuerUrl": "https://login.example.com/realms/ml",
+                                  "emailDomains": ["example.com"], "extraArgs": ["--reverse-proxy=true"]}},
+    },
     "peering-monitoring-minio": {
         "peering": {"enabled": True},
         "operator": {"replicas": 2},

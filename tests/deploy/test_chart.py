@@ -282,39 +282,10 @@ def test_probes_and_ports_use_the_health_and_metrics_settings(scenarios: dict[st
 
 # ---- pod security --------------------------------------------------------------------------
 
-def _restricted_violations(pod_spec: dict[str, Any]) -> list[str]:
-    """Pod Security Standard "restricted" (the checks that apply to these pods)."""
-    bad = []
-    pod_sc = pod_spec.get("securityContext", {})
-    for c in pod_spec.get("initContainers", []) + pod_spec["containers"]:
-        sc = c.get("securityContext", {})
-        if sc.get("allowPrivilegeEscalation") is not False:
-            bad.append(f"{c['name']}: allowPrivilegeEscalation must be false")
-        if sc.get("capabilities", {}).get("drop") != ["ALL"] or sc.get("capabilities", {}).get("add"):
-            bad.append(f"{c['name']}: capabilities must drop ALL and add nothing")
-        if not (sc.get("runAsNonRoot") or pod_sc.get("runAsNonRoot")):
-            bad.append(f"{c['name']}: runAsNonRoot")
-        if sc.get("runAsUser", pod_sc.get("runAsUser")) == 0:
-            bad.append(f"{c['name']}: runAsUser 0")
-        seccomp = sc.get("seccompProfile", pod_sc.get("seccompProfile", {})).get("type")
-        if seccomp not in ("RuntimeDefault", "Localhost"):
-            bad.append(f"{c['name']}: seccompProfile")
-        if sc.get("privileged"):
-            bad.append(f"{c['name']}: privileged")
-        if sc.get("readOnlyRootFilesystem") is not True:
-            bad.append(f"{c['name']}: readOnlyRootFilesystem (Tycho's own bar)")
-    for v in pod_spec.get("volumes", []):
-        if "hostPath" in v:
-            bad.append(f"volume {v['name']}: hostPath")
-    if pod_spec.get("hostNetwork") or pod_spec.get("hostPID") or pod_spec.get("hostIPC"):
-        bad.append("host namespaces")
-    return bad
-
-
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_every_pod_meets_the_restricted_pod_security_standard(name: str, scenarios: dict[str, Scenario]) -> None:
     for deployment in s.by_kind(scenarios[name].objects, "Deployment"):
-        assert not _restricted_violations(deployment["spec"]["template"]["spec"]), deployment["metadata"]["name"]
+        assert not s.restricted_violations(deployment["spec"]["template"]["spec"]), deployment["metadata"]["name"]
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
@@ -427,61 +398,3 @@ def test_values_schema_rejects_typos_and_bad_values(tmp_path: Path) -> None:
         path = s.values_file(bad, tmp_path, "bad")
         proc = s.helm("template", "t", s.CHART, "--values", path, check=False)
         assert proc.returncode != 0 and complaint in proc.stderr, (bad, proc.stderr)
-
-
-# ---- the board (board.enabled) -------------------------------------------------------------------
-
-def test_board_is_off_by_default(scenarios: dict[str, Scenario]) -> None:
-    names = {o["metadata"]["name"] for o in scenarios["default"].objects}
-    assert not any(n.endswith("-board") for n in names)
-
-
-def test_board_runs_tycho_board_on_the_same_store_with_read_only_credentials(scenarios: dict[str, Scenario]) -> None:
-    objs = scenarios["board"].objects
-    board = s.one(objs, "Deployment", "tycho-board")
-    container = board["spec"]["template"]["spec"]["containers"][0]
-    args = container["args"]
-    assert args[0] == "board" and args[args.index("--store") + 1] == "s3://records/tycho"
-    assert args[args.index("--host") + 1] == "0.0.0.0"  # behind its Service; the CLI default is 127.0.0.1
-    env = s.container_env(board)
-    assert {env[k]["valueFrom"]["secretKeyRef"]["name"] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")} \
-        == {"team-store-readonly"}
-    assert env["TYCHO_INDEX_DIR"]["value"].startswith("/tmp/")  # the index lives in the writable emptyDir
-    operator_image = s.one(objs, "Deployment", "tycho")["spec"]["template"]["spec"]["containers"][0]["image"]
-    assert container["image"] == operator_image
-
-
-def test_board_pods_are_restricted_with_uid_10001_and_no_service_account_token(scenarios: dict[str, Scenario]) -> None:
-    spec = s.one(scenarios["board"].objects, "Deployment", "tycho-board")["spec"]["template"]["spec"]
-    assert spec["automountServiceAccountToken"] is False and "serviceAccountName" not in spec
-    assert spec["securityContext"]["runAsUser"] == 10001 and spec["securityContext"]["runAsNonRoot"] is True
-    assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
-    sc = spec["containers"][0]["securityContext"]
-    assert sc["readOnlyRootFilesystem"] is True and sc["capabilities"]["drop"] == ["ALL"]
-    assert sc["allowPrivilegeEscalation"] is False and sc["runAsUser"] == 10001
-    assert _restricted_violations(spec) == []
-    assert [v["mountPath"] for v in spec["containers"][0]["volumeMounts"]] == ["/tmp"]
-
-
-def test_board_has_probes_resources_and_a_service_on_its_pods_only(scenarios: dict[str, Scenario]) -> None:
-    objs = scenarios["board"].objects
-    board = s.one(objs, "Deployment", "tycho-board")
-    container = board["spec"]["template"]["spec"]["containers"][0]
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert container["resources"]["limits"]["memory"] and container["resources"]["requests"]["cpu"]
-    service = s.one(objs, "Service", "tycho-board")
-    assert service["spec"]["selector"] == board["spec"]["selector"]["matchLabels"]
-    assert service["spec"]["ports"][0]["targetPort"] == "http"
-    operator = s.one(objs, "Deployment", "tycho")
-    op_selector = operator["spec"]["selector"]["matchLabels"].items()
-    assert not op_selector <= board["spec"]["template"]["metadata"]["labels"].items()  # selectors never overlap
-    subjects = [sub for kind in ("RoleBinding", "ClusterRoleBinding") for b in s.by_kind(objs, kind)
-                for sub in b.get("subjects", [])]
-    assert not any("board" in sub["name"] for sub in subjects)  # no RBAC at all
-
-
-def test_board_without_a_store_is_refused(tmp_path: Path) -> None:
-    path = s.values_file({"board": {"enabled": True}}, tmp_path, "board-nostore")
-    proc = s.helm("template", "tycho", s.CHART, "--values", path, check=False)
-    assert proc.returncode != 0 and "board.enabled needs a store" in proc.stderr

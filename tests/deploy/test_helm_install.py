@@ -303,3 +303,24 @@ def test_the_operator_runs_with_only_the_charts_permissions(namespaced_with_stor
     text = log.read_text(errors="replace")
     forbidden = [line for line in text.splitlines() if "403" in line or "Forbidden" in line or "forbidden" in line]
     assert not forbidden, "\n".join(forbidden[:10])
+
+
+def test_the_board_behind_oauth2_proxy_installs_with_a_policy_admitting_the_proxy_only(cluster: Any,
+                                                                                       tmp_path: Path) -> None:
+    """The API server accepts the board's Deployment (board + oauth2-proxy, probes with a Host
+    header), Service and NetworkPolicy as the chart renders them (docs/install.md)."""
+    values = {"storage": {"defaultUrl": "s3://tycho/deploy-test", "existingSecret": "team-store"},
+              "board": {"enabled": True, "oauth2Proxy": {
+                  "enabled": True, "host": "tycho.example.com", "existingSecret": "board-oauth",
+                  "oidcIssuerUrl": "https://login.example.com/realms/ml", "emailDomains": ["example.com"]}}}
+    for rel in install(cluster, tmp_path, values, watched=0):
+        name = f"{rel.name}-tycho-board"
+        deployment, service = rel.get("deployment", name, rel.namespace), rel.get("service", name, rel.namespace)
+        policy = rel.get("networkpolicy", name, rel.namespace)
+        assert deployment and service and policy
+        pod = deployment["spec"]["template"]["spec"]
+        assert [c["name"] for c in pod["containers"]] == ["board", "oauth2-proxy"]
+        probe = pod["containers"][0]["readinessProbe"]["httpGet"]
+        assert probe["port"] == "proxy" and probe["httpHeaders"] == [{"name": "Host", "value": "tycho.example.com"}]
+        assert service["spec"]["type"] == "ClusterIP" and service["spec"]["ports"][0]["targetPort"] == "proxy"
+        assert policy["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 4180}]}]

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from .digits_chain import run_chain
 from .digits_harness import DIGITS_DIR, StageRun, StageRunner, run_stage
 
 DIGITS_MODULES = ("common", "scoring", "model_io", "download", "split", "train", "calibrate", "evaluate", "release")
@@ -34,6 +35,12 @@ def digits_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
         tmp_path_factory.mktemp("digits-download") / "run", "download", {"source": "sklearn-digits"}
     ).check()
     return run.output("dataset")
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory: pytest.TempPathFactory, digits_dataset: Path) -> dict[str, StageRun]:
+    """The TensorFlow stages chained on the real digits, once per session (digits_chain.py)."""
+    return run_chain(tmp_path_factory.mktemp("pipeline"), digits_dataset)
 
 
 @pytest.fixture

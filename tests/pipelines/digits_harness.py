@@ -110,4 +110,25 @@ def run_stage(
     return StageRun(proc.returncode, proc.stdout, proc.stderr, out_dir, metrics_path, workdir / "checks.jsonl")
 
 
+def predicted_labels(model: Path, splits: Path, split: str, workdir: Path) -> list[int]:
+    """The classes `model` predicts for split `split` of `splits`, computed the way the
+    stages compute logits (model_io in a process of its own: TensorFlow stays out of pytest)."""
+    out = workdir / f"predicted-{split}.json"
+    script = (
+        "import json, sys, numpy as np\n"
+        "from common import read_npz\n"
+        "from model_io import configure_tensorflow, load_model, predict_logits\n"
+        "configure_tensorflow(seed=0)\n"
+        "x = read_npz(sys.argv[2])[f'x_{sys.argv[3]}']\n"
+        "labels = predict_logits(load_model(sys.argv[1]), x).argmax(axis=1)\n"
+        "open(sys.argv[4], 'w').write(json.dumps([int(v) for v in labels]))\n"
+    )
+    env = dict(os.environ, PYTHONHASHSEED="0", TF_DETERMINISTIC_OPS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run([sys.executable, "-c", script, str(model), str(splits), split, str(out)], cwd=DIGITS_DIR,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    labels: list[int] = json.loads(out.read_text())
+    return labels
+
+
 StageRunner = Callable[..., StageRun]

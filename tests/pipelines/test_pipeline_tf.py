@@ -1,81 +1,21 @@
 """The TensorFlow stages (train, a tune trial, calibrate, evaluate) and release, chained on the real
-digits with tiny budgets, plus byte-for-byte reproducibility across processes. The tune sweep
-itself (trials, selection) is the engine's: tests/e2e runs it."""
+digits with tiny budgets (fixture ``pipeline``, digits_chain.py), plus byte-for-byte
+reproducibility across processes. The tune sweep itself (trials, selection) is the engine's:
+tests/e2e runs it."""
 
 from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
-from typing import Any
 
 import nbformat
 import numpy as np
 import pytest
 
-from .digits_harness import StageRun, StageRunner, run_stage, sha256_file
+from .digits_chain import EVALUATE_OUTPUTS, TRAIN
+from .digits_harness import StageRun, StageRunner, sha256_file
 
 pytestmark = pytest.mark.slow
-
-SPLIT = {"buckets": 10, "leakage": "fail", "imbalance": "warn", "unnormalised": "warn", "constant": "warn"}
-TRAIN = {"seed": 7, "epochs": 2, "batch_size": 64, "learning_rate": 0.003, "kernel_size": 3, "filters": 8}
-TUNE = {**TRAIN, "seed": 11, "learning_rate": 0.01, "kernel_size": 5}  # one trial of the sweep
-EVALUATE_OUTPUTS = ("report_ipynb", "report_html", "confusion_matrix", "reliability_diagram", "metrics")
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory, digits_dataset: Path) -> dict[str, StageRun]:
-    """Every stage run the tests look at, including the reruns that check reproducibility.
-
-    Runs go two at a time (the machine has two cores and each run spends seconds importing
-    TensorFlow). Every run is submitted after the runs it reads from, so a worker waiting
-    on a dependency always waits on one that is already running or done.
-    """
-    root = tmp_path_factory.mktemp("pipeline")
-    split = run_stage(root / "split", "split", SPLIT, {"dataset": digits_dataset}).check()
-    splits = split.output("splits")
-
-    def run(name: str, stage: str, params: dict[str, Any], inputs: Callable[[], dict[str, Path]]) -> StageRun:
-        return run_stage(root / name, stage, params, inputs()).check()
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures: dict[str, Future[StageRun]] = {}
-
-        def output(name: str, output_name: str) -> Path:
-            return futures[name].result().output(output_name)
-
-        def submit(name: str, stage: str, params: dict[str, Any], inputs: Callable[[], dict[str, Path]]) -> None:
-            futures[name] = pool.submit(run, name, stage, params, inputs)
-
-        submit("train", "train", TRAIN, lambda: {"splits": splits})
-        submit("tune", "train", TUNE, lambda: {"splits": splits})
-        submit(
-            "calibrate",
-            "calibrate",
-            {"max_iterations": 200},
-            lambda: {"splits": splits, "model": output("tune", "model")},
-        )
-        submit("train_again", "train", TRAIN, lambda: {"splits": splits})
-
-        def evaluate_inputs() -> dict[str, Path]:
-            return {
-                "splits": splits,
-                "baseline": output("train", "model"),
-                "tuned": output("tune", "model"),
-                "calibration": output("calibrate", "calibration"),
-            }
-
-        submit("evaluate", "evaluate", {"bins": 10}, evaluate_inputs)
-        submit(
-            "train_nondeterministic",
-            "train",
-            {**TRAIN, "epochs": 1, "deterministic": False},
-            lambda: {"splits": splits},
-        )
-        submit("evaluate_again", "evaluate", {"bins": 10}, evaluate_inputs)
-        return {"split": split, **{name: future.result() for name, future in futures.items()}}
 
 
 def test_train_writes_model_history_and_curves(pipeline: dict[str, StageRun]) -> None:
@@ -116,6 +56,7 @@ def test_a_tune_trial_trains_like_train_with_its_own_params(pipeline: dict[str, 
     train, tune = pipeline["train"], pipeline["tune"]
     assert tune.digest("model") != train.digest("model")  # other params, other weights
     assert "val_accuracy" in tune.headline and 0.0 <= tune.headline["val_accuracy"] <= 1.0
+
 
 def test_calibration_lowers_nll_and_names_its_inputs(pipeline: dict[str, StageRun]) -> None:
     calibration = pipeline["calibrate"].json("calibration")

@@ -5,7 +5,8 @@ Every page has a JSON twin under ``/api/`` serving the same data (``tycho.board.
 Assets come from the package only (``static/`` here and plotly's bundled JavaScript from
 the installed ``plotly`` package): the board works offline. Artifacts are served with
 their media type; HTML artifacts (stage reports) get a ``sandbox`` Content-Security-Policy
-so their scripts run in an opaque origin, never as the board.
+so their scripts run in an opaque origin, never as the board. Every response carries the
+board's security headers and every request must name an allowed Host (``tycho.board.security``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,18 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from tycho.board import api, pages, state, verification
+from tycho.board import api, hosts, pages, security, state, verification
 from tycho.index import query
 from tycho.provenance import media, store as store_mod
 
 STATIC = Path(__file__).resolve().parent / "static"
+# An HTML (or unknown) artifact runs in a sandbox (an opaque origin: its scripts never act as the
+# board) and may be framed by the board's own run page only.
+SANDBOXED_ARTIFACT = {
+    "Content-Security-Policy": "sandbox allow-scripts; default-src 'self' 'unsafe-inline' data:; "
+                               "frame-ancestors 'self'",
+    "X-Frame-Options": "SAMEORIGIN",
+}
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -93,7 +101,9 @@ def _error(request: Request, status: int, message: str) -> Response:
 
 
 def app(store_url: str, *, logs: Path | None = None, index_path: str | None = None,
-        verifier: verification.Verifier | None = None, sync_seconds: float | None = None) -> Starlette:
+        verifier: verification.Verifier | None = None, sync_seconds: float | None = None,
+        allowed_hosts: Sequence[str] = hosts.LOOPBACK) -> Starlette:
+    """The board over ``store_url``, answering requests whose Host is in ``allowed_hosts``."""
     board = state.Board(store_url, logs=logs, index_path=index_path, verifier=verifier, sync_seconds=sync_seconds)
 
     def q(request: Request, name: str, default: str = "") -> str:
@@ -165,9 +175,9 @@ def app(store_url: str, *, logs: Path | None = None, index_path: str | None = No
     def raw_artifact(request: Request) -> Response:
         data, detected = api.artifact(board, request.path_params["sha256"])
         kind = q(request, "type") or detected
-        headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "public, max-age=31536000, immutable"}
+        headers = {"Cache-Control": "public, max-age=31536000, immutable"}
         if kind in (media.HTML, media.SVG) or not (media.is_image(kind) or media.is_text(kind)):
-            headers["Content-Security-Policy"] = "sandbox allow-scripts; default-src 'self' 'unsafe-inline' data:"
+            headers.update(SANDBOXED_ARTIFACT)
         if q(request, "download"):
             headers["Content-Disposition"] = (
                 f'attachment; filename="{q(request, "name") or request.path_params["sha256"]}"')
@@ -225,18 +235,19 @@ def app(store_url: str, *, logs: Path | None = None, index_path: str | None = No
         finally:
             board.stop()
 
-    starlette = Starlette(routes=routes, lifespan=lifespan)
+    starlette = Starlette(routes=routes, lifespan=lifespan, middleware=security.middleware(allowed_hosts))
     starlette.state.board = board
     return starlette
 
 
 def serve(store_url: str, *, host: str = "127.0.0.1", port: int = 8765, logs: Path | None = None,
-          index_path: str | None = None, verifier: verification.Verifier | None = None) -> None:
+          index_path: str | None = None, verifier: verification.Verifier | None = None,
+          allowed_hosts: Sequence[str] = hosts.LOOPBACK) -> None:
     import uvicorn
 
     store_mod.Store(store_url)  # fail early on a bad URL
-    uvicorn.run(app(store_url, logs=logs, index_path=index_path, verifier=verifier), host=host, port=port,
-                log_level="warning", access_log=False)
+    uvicorn.run(app(store_url, logs=logs, index_path=index_path, verifier=verifier, allowed_hosts=allowed_hosts),
+                host=host, port=port, log_level="warning", access_log=False)
 
 
 def dumps(model: pydantic.BaseModel) -> str:

@@ -51,6 +51,16 @@ def nonempty(text: str) -> str:
 PORT = integer(1, 65535)
 
 
+def host_name(text: str) -> str:
+    """A host name the board may answer to (``tycho.board.hosts.pattern``)."""
+    from tycho.board import hosts
+
+    try:
+        return hosts.pattern(text)
+    except hosts.BadHost as bad:
+        raise argparse.ArgumentTypeError(str(bad)) from None
+
+
 def command(sub: SubParsers, name: str, help_: str, handler: Callable[..., int], *, manifest: bool = False,
             store: bool = True) -> argparse.ArgumentParser:
     """A subcommand with the flags every command of its kind takes."""

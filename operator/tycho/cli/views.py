@@ -58,6 +58,10 @@ def register(sub: arguments.SubParsers) -> None:
     bd.add_argument("--host", default="127.0.0.1", type=arguments.nonempty,
                     help="address to bind (default 127.0.0.1: this machine only)")
     bd.add_argument("--port", type=arguments.PORT, default=8765, help="port (default 8765)")
+    bd.add_argument("--allowed-host", action="append", default=[], metavar="NAME", type=arguments.host_name,
+                    help="also answer requests for this Host (repeatable; e.g. board.example.com, *.example.com). "
+                         "Without it the board answers only to the names of --host (127.0.0.1 and localhost by "
+                         "default; the loopback names when bound to 0.0.0.0): a guard against DNS rebinding")
     bd.add_argument("--logs", help="folder of local stage logs (default .tycho/logs)")
     bd.add_argument("--index", help=argparse.SUPPRESS)
     arguments.keys_option(bd, "trusted public key for the verified column (repeatable; default as for tycho verify)")
@@ -168,12 +172,19 @@ def board(args: argparse.Namespace, out: Console, err: Console) -> int:
         raise problems.InvalidInput([problems.Problem("tycho board", f"the board extra is not installed "
                                                       f"({missing.name} is missing)", "pip install 'tycho[board]'")]
                                     ) from None
-    from tycho.board import verification
+    from tycho.board import hosts, verification
 
     url = inputs.store_url(args)
     logs = Path(args.logs) if args.logs else inputs.LOCAL_STATE / "logs"
     verifier: verification.Verifier = (verification.NotChecked() if args.no_verify
                                        else verification.StoreVerifier(lambda s: inputs.trusted_keys(args, s)))
-    say(out, f"tycho board on http://{args.host}:{args.port}/ over {url} (Ctrl-C stops it)")
-    server.serve(url, host=args.host, port=args.port, logs=logs, index_path=args.index, verifier=verifier)
+    try:
+        names = hosts.allowed(args.host, args.allowed_host)
+    except hosts.BadHost as bad:
+        raise problems.InvalidInput([problems.Problem("--host", str(bad), "give an address (127.0.0.1, 0.0.0.0) "
+                                                      "or a host name of this machine")]) from None
+    say(out, f"tycho board on http://{args.host}:{args.port}/ over {url}, answering to {', '.join(names)} "
+             "(Ctrl-C stops it)")
+    server.serve(url, host=args.host, port=args.port, logs=logs, index_path=args.index, verifier=verifier,
+                 allowed_hosts=names)
     return 0

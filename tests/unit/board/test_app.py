@@ -3,35 +3,20 @@ page and its /api/ twin, artifacts with media types, and user text shown as text
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
+from tests.unit.board import board_fixture as bf
 from tests.unit.index import runs_fixture as rf
-from tycho.board import server
 from tycho.provenance import store as store_mod
-
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-HTML = b"<!doctype html><html><body><script>parent.document.title='owned'</script>report</body></html>"
-EVIL = "<script>alert(1)</script>"
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    store = store_mod.Store(f"file://{tmp_path / 'store'}")
-    png, html = store.put_bytes(PNG), store.put_bytes(HTML)
-    trials = store.put_bytes(json.dumps({"trials": [{"params": {"lr": 0.1}, "val_accuracy": 0.5},
-                                                    {"params": {"lr": 0.01}, "val_accuracy": 0.7}]}).encode())
-    a = rf.summary("demo-a", minute=0, accuracy=0.91, tags=("demo", EVIL))
-    a.stages["evaluate"].outputs.update(plot=png, report=html)
-    a.stages["train"].outputs["trials"] = trials
-    rf.save(store, a, rf.summary("demo-b", minute=1, epochs=30, accuracy=0.97))
-    app = server.app(store.url, index_path=str(tmp_path / "index.sqlite"), sync_seconds=0.2)
-    with TestClient(app) as c:
-        yield c
+    yield from bf.client(tmp_path)
 
 
 def test_api_runs_sorts_filters_and_chooses_columns(client: TestClient) -> None:
@@ -49,7 +34,7 @@ def test_leaderboard_keeps_its_view_in_the_url_and_shows_user_text_as_text(clien
     assert page.status_code == 200
     body = page.text
     assert body.index("demo-a") < body.index("demo-b")  # ascending
-    assert EVIL not in body and "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+    assert bf.EVIL not in body and "&lt;script&gt;alert(1)&lt;/script&gt;" in body
     assert 'href="/?sort=test_accuracy&amp;columns=test_accuracy%2Ctag"' in body  # clicking flips to descending
 
 
@@ -65,11 +50,22 @@ def test_run_page_shows_stages_figures_and_reports_and_its_api_twin(client: Test
     assert doc["verification"]["state"] == "failed" and doc["verification"]["problems"]
 
 
+def test_run_page_lists_the_checks_its_stages_reported(client: TestClient) -> None:
+    page = client.get("/runs/demo-a").text
+    assert 'href="#checks">1 check reported</a>' in page
+    row = page[page.index('<tr class="check warn" data-code="TY-TEMPERATURE-BOUND">'):]
+    row = row[:row.index("</tr>")]
+    assert "<td>evaluate</td>" in row and "T is at its lower bound 0.05" in row and "bound=0.05" in row
+    (check,) = [c for s in client.get("/api/runs/demo-a").json()["run"]["stages"] for c in s["checks"]]
+    assert check["code"] == "TY-TEMPERATURE-BOUND" and check["stage"] == "evaluate"
+    assert 'id="checks"' not in client.get("/runs/demo-b").text  # no checks, no section
+
+
 def test_artifacts_are_served_with_their_media_type_and_html_is_sandboxed(client: TestClient) -> None:
     doc = client.get("/api/runs/demo-a").json()
     by_name = {a["name"]: a["sha256"] for s in doc["run"]["stages"] for a in s["artifacts"]}
     png = client.get(f"/artifacts/{by_name['plot']}")
-    assert png.headers["content-type"] == "image/png" and png.content == PNG
+    assert png.headers["content-type"] == "image/png" and png.content == bf.PNG
     html = client.get(f"/artifacts/{by_name['report']}")
     assert html.headers["content-type"].startswith("text/html")
     assert html.headers["content-security-policy"].startswith("sandbox")

@@ -41,7 +41,7 @@ def test_the_sync_thread_verifies_finished_runs_and_a_flipped_byte_fails_naming_
 def test_the_leaderboard_shows_and_filters_on_verified(ws: Workspace) -> None:
     good = ws.run()
     app = server.app(ws.store_url, index_path=str(ws.root / "index.sqlite"), verifier=verifier(ws), sync_seconds=0.1)
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         doc = client.get(f"/api/runs/{good.run_id}").json()
         assert doc["verification"]["state"] == "ok" and not doc["verification"]["problems"]
         deadline = time.monotonic() + 20
@@ -59,7 +59,7 @@ def test_the_leaderboard_shows_and_filters_on_verified(ws: Workspace) -> None:
 def test_a_board_asked_not_to_verify_says_so(tmp_path: Path, ws: Workspace) -> None:
     summary = ws.run()
     app = server.app(ws.store_url, index_path=str(tmp_path / "i.sqlite"), verifier=verification.NotChecked())
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         doc = client.get(f"/api/runs/{summary.run_id}").json()
     assert doc["verification"]["state"] == "unchecked"
     assert doc["verification"]["checks"] == ["verification is off for this board"]

@@ -177,3 +177,11 @@ const Board = (() => {
 
   return {leaderboard, runPage, comparePage, parallel};
 })();
+
+// A page names its entry point and arguments on this script's tag (data-page, data-args): the
+// board's Content-Security-Policy runs no inline script.
+(() => {
+  const tag = document.currentScript;
+  const entry = tag && {leaderboard: Board.leaderboard, runPage: Board.runPage, comparePage: Board.comparePage}[tag.dataset.page];
+  if (entry) entry(...JSON.parse(tag.dataset.args || "[]"));
+})();
