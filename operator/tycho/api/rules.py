@@ -75,11 +75,6 @@ def _quantity(field: str) -> list[pydantic.JsonValue]:
                  f".{field}")]
 
 
-def _out_name(o: str) -> str:
-    """An outputs[] item's name: the item itself, or its ``name``."""
-    return f"(type({o}) == string ? {o} : {o}.name)"
-
-
 ENV_VAR = [
     rule("has(self.value) != has(self.valueFrom)", "set exactly one of value and valueFrom"),
     rule("!self.name.startsWith('TYCHO_')", "the prefix TYCHO_ is reserved: rename the variable", ".name"),

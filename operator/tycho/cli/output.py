@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+EXIT_FAILED, EXIT_INVALID = 1, 2
 
 
 def emit(args: argparse.Namespace, doc: Any) -> None:

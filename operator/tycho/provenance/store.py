@@ -185,10 +185,6 @@ class Store:
             return os.path.exists(self._path(rel))
         return bool(self.fs.exists(self._path(rel)))
 
-    def write_json_once(self, rel: str, doc: Any) -> str:
-        """Create a JSON document that must not exist yet; returns its URI."""
-        return self.write_bytes_once(rel, jsondoc.encode(doc))
-
     def write_bytes_once(self, rel: str, data: bytes) -> str:
         """Create a file that must not exist yet (records, attestations); returns its URI.
         Locally an exclusive create of a temporary name then a hard link: readers never see
