@@ -140,7 +140,6 @@ def test_health_check_maps_each_phase(health: Any, obj: dict[str, Any], status: 
 
 
 def test_health_check_covers_every_pipeline_phase(health: Any) -> None:
-
     from tycho.api import phases
 
     for phase in phases.PIPELINE_PHASES:
