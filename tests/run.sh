@@ -12,8 +12,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=.venv/bin/python
 WORKERS="${TYCHO_TEST_WORKERS:-3}"
 
-bash tests/cluster/up.sh
-trap 'bash tests/cluster/down.sh >/dev/null 2>&1 || true' EXIT
+source tests/cluster/env.sh
+if [[ -f .cluster/kubeconfig ]] && kubectl --kubeconfig .cluster/kubeconfig get --raw /readyz >/dev/null 2>&1; then
+  echo "using the test cluster that is running (.cluster/); it keeps running afterwards"
+else
+  bash tests/cluster/up.sh
+  trap 'bash tests/cluster/down.sh >/dev/null 2>&1 || true' EXIT
+fi
 
 status=0
 "$PY" -m pytest tests --no-skips -n "$WORKERS" --dist loadfile -m "not alone" --durations=25 "$@" || status=$?

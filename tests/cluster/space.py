@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import getpass
 import json
 import shlex
 import shutil
@@ -177,7 +178,10 @@ class Space:
         if not user:
             return cmd
         mounts = {m["mountPath"]: m for m in container.get("volumeMounts", [])}
-        hide = [STATE, *[root / p.lstrip("/") for p in ("stage/state", "var")]]
+        # What a container on a real node never sees: the cluster's state, the pod's own fetch
+        # state, and every test session's temporary files (other tests' pods, values files).
+        sessions = Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}"
+        hide = [STATE, sessions, *[root / p.lstrip("/") for p in ("stage/state", "var")]]
         script = ["set -e"]
         script += [f"mount -t tmpfs -o size=1m tmpfs {shlex.quote(str(h))}" for h in hide if h.exists()]
         for path, mount in mounts.items():
