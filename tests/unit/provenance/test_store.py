@@ -44,9 +44,9 @@ def test_verify_fails_for_a_corrupted_blob(store: store_mod.Store) -> None:
 
 
 def test_records_are_write_once(store: store_mod.Store) -> None:
-    store.write_json_once("records/r1/train.json", {"a": 1})
+    store.write_bytes_once("records/r1/train.json", b'{"a": 1}')
     with pytest.raises(store_mod.WriteOnceViolation, match="write-once"):
-        store.write_json_once("records/r1/train.json", {"a": 2})
+        store.write_bytes_once("records/r1/train.json", b'{"a": 2}')
     assert store.read_json("records/r1/train.json") == {"a": 1}
 
 
