@@ -22,8 +22,8 @@ venv: $(STAMP)
 demo: venv
 	$(BIN)/tycho run pipelines/digits.yaml
 
-## test: set up, check the shape (verify), and run the whole test suite (builds the local control plane and the images once, cached)
-test: venv verify host-setup cluster-build browser
+## test: set up, check the shape (verify), build what the tests run (control plane, tools, images: cached), run the whole suite
+test: venv verify host-setup cluster-build images browser
 	bash tests/run.sh
 
 ## verify: ruff, mypy --strict, the import-linter layer contracts, and no drift between the API models and the committed CRD

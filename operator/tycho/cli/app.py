@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     except problems.InvalidInput as bad:
         return _invalid(bad, args.json, err)
     except (LookupError, FileNotFoundError) as missing:  # a run, an object, a file that is not there
-        return _failed(str(missing).strip("\"'"), args.json, err)
+        said = missing.args[0] if isinstance(missing, KeyError) and missing.args else missing  # no repr quotes
+        return _failed(str(said), args.json, err)
     except Exception as broken:  # noqa: BLE001 - a store item Tycho cannot use: one line, never a traceback
         from tycho.provenance import store as store_mod
 

@@ -45,10 +45,24 @@ def check_store_url(url: str, where: str) -> None:
                                                       "(s3fs ships with Tycho), or use file:// or s3://")])
 
 
+def existing_store_url(args: argparse.Namespace) -> str:
+    """The store a reading command reads: a local store named by ``--store`` or
+    ``$TYCHO_STORE`` must exist (a typo must not read as an empty, verified store)."""
+    url = store_url(args)
+    given = getattr(args, "store", None) is not None or os.environ.get(STORE_ENV) is not None
+    root = Path(url.removeprefix("file://"))
+    if given and ("://" not in url or url.startswith("file://")) and not root.is_dir():
+        where = "--store" if getattr(args, "store", None) is not None else STORE_ENV
+        raise problems.InvalidInput([problems.Problem(where, f"no store at {root}",
+                                                      "give the store a run wrote (tycho run --store URL)")])
+    return url
+
+
 def store(args: argparse.Namespace) -> store_mod.Store:
+    """The store a reading command reads (it must exist when named)."""
     from tycho.provenance import store as store_mod
 
-    return store_mod.Store(store_url(args))
+    return store_mod.Store(existing_store_url(args))
 
 
 def manifest(args: argparse.Namespace) -> models.ExperimentPipeline:
@@ -92,7 +106,7 @@ def index(args: argparse.Namespace) -> Any:
     """The store's run index, brought up to date (see tycho.index.db)."""
     from tycho.index import db
 
-    return db.open_synced(store_url(args), getattr(args, "index", None))
+    return db.open_synced(existing_store_url(args), getattr(args, "index", None))
 
 
 def run_ids(args: argparse.Namespace, *typed: str) -> list[str]:

@@ -24,7 +24,8 @@ def resolve_ref(store: store_mod.Store, ref: str) -> str:
             raise LookupError(f"run {run_id} has no output {stage}/{output}") from None
     digest = ref.removeprefix("sha256:")
     if len(digest) != 64:
-        raise LookupError(f"{ref!r} is neither a sha256 digest nor RUN/STAGE/OUTPUT")
+        raise LookupError(f"{ref!r} is neither a sha256 digest nor RUN/STAGE/OUTPUT (`tycho show RUN` lists a "
+                          "run's outputs and their digests)")
     return digest
 
 

@@ -54,6 +54,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     (["board", "--port", "70000"], "--port: 70000 is out of range: give from 1 to 65535"),
     (["reproduce", "r1", "--on-cluster", "--timeout", "-5"], "--timeout: '-5' is out of range"),
     (["verify"], "tycho verify: nothing to verify"),
+    (["verify", "--all", "--store", "/nonexistent-store"], "--store: no store at /nonexistent-store"),
     (["verify", "r1", "--all"], "--all: --all verifies the whole store"),
     (["runs", "--no-such-flag"], "tycho: unrecognized arguments: --no-such-flag"),
     (["no-such-command"], "command: invalid choice: 'no-such-command'"),
@@ -85,9 +86,14 @@ def test_a_store_from_the_environment_is_checked_and_named(capsys: pytest.Captur
     assert code == 2 and "error TYCHO_STORE: the scheme ftp:// cannot be served here" in err
 
 
-def test_an_unknown_run_is_exit_2_with_its_id(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "show", "deadbeef")
-    assert code == 2 and "deadbeef" in err and "Traceback" not in err
+@pytest.mark.parametrize(("argv", "says"), [
+    (["show", "deadbeef"], "error no run 'deadbeef' in "),
+    (["lineage", "nonexistent"], "error 'nonexistent' is neither a sha256 digest nor RUN/STAGE/OUTPUT (`tycho show"),
+])
+def test_what_names_nothing_in_the_store_is_exit_2_saying_where_to_look(capsys: pytest.CaptureFixture[str],
+                                                                       argv: list[str], says: str) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and err.startswith(says) and err.count("\n") == 1 and "Traceback" not in err
 
 
 @pytest.mark.parametrize(("variable", "value"), [("TYCHO_GRACE_SECONDS", "soon"), ("TYCHO_GRACE_SECONDS", "-3"),
