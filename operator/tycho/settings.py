@@ -9,13 +9,14 @@ operator with one line per variable naming the fix, before it watches anything.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import pydantic
 
-from tycho.api import problems
+from tycho.api import grammar, problems, references
 
 PREFIX = "TYCHO_"
 
@@ -52,7 +53,7 @@ class Settings(pydantic.BaseModel):
     """TYCHO_GPU_RESOURCE: extended resource name of GPUs."""
     gpu_toleration_key: str = "nvidia.com/gpu"
     """TYCHO_GPU_TOLERATION_KEY: taint key GPU nodes carry; GPU stages tolerate it by default."""
-    job_ttl_seconds: int = pydantic.Field(default=86400, ge=0)
+    job_ttl_seconds: int = pydantic.Field(default=86400, ge=0, le=2**31 - 1)
     """TYCHO_JOB_TTL_SECONDS: ttlSecondsAfterFinished of stage Jobs (records outlive them)."""
     signing_secret: str = ""
     """TYCHO_SIGNING_SECRET: Secret with the Ed25519 key (PEM, key ``signing.key``) that signs
@@ -74,6 +75,36 @@ class Settings(pydantic.BaseModel):
     peering: str = ""
     """TYCHO_PEERING: kopf peering name for an active/standby pair; empty = standalone."""
 
+    @pydantic.field_validator("stage_service_account")
+    @classmethod
+    def _account_name(cls, name: str) -> str:
+        if len(name) > 253 or not grammar.regex(grammar.DNS_SUBDOMAIN).match(name):
+            raise ValueError("not a ServiceAccount name: lowercase letters, digits, '-' and '.'")
+        return name
+
+    @pydantic.field_validator("default_store")
+    @classmethod
+    def _servable_store(cls, url: str) -> str:
+        found = list(references.url(url, f"{PREFIX}DEFAULT_STORE", references.STORE_SCHEMES)) if url else []
+        if found:
+            raise ValueError("; ".join(f"{what} ({fix})" for _, what, fix in found))
+        return url
+
+    @pydantic.model_validator(mode="after")
+    def _distinct_ports(self) -> Settings:
+        if self.metrics_port == self.health_port:
+            raise ValueError(f"TYCHO_METRICS_PORT and TYCHO_HEALTH_PORT are both {self.metrics_port}: give them "
+                             "different ports")
+        return self
+
+    @classmethod
+    def unknown(cls, env: Mapping[str, str] | None = None) -> dict[str, str | None]:
+        """``TYCHO_*`` variables Tycho does not read (a typo?), each with the closest known name."""
+        env = os.environ if env is None else env
+        known = {*cls.variables(), *OTHER_VARIABLES}
+        return {name: next(iter(difflib.get_close_matches(name, known, n=1)), None)
+                for name in env if name.startswith(PREFIX) and name not in known}
+
     @classmethod
     def variables(cls) -> dict[str, str]:
         """Field name by the environment variable that sets it."""
@@ -92,7 +123,7 @@ class Settings(pydantic.BaseModel):
 
 
 def _problem(error: Any) -> problems.Problem:
-    field = str(error["loc"][0]) if error["loc"] else ""
+    field = str(error["loc"][0]) if error["loc"] else "METRICS_PORT"  # the one check across fields
     raw = error.get("input")
     shown = f"{raw!r}: " if isinstance(raw, str) else ""
     return problems.Problem(f"{PREFIX}{field.upper()}", f"{shown}{error['msg']}",
@@ -104,6 +135,10 @@ def _problem(error: Any) -> problems.Problem:
 # commands import no pydantic); each is read by one function here, which names the
 # variable and the fix when its value is refused.
 
+OTHER_VARIABLES = ("TYCHO_STORE", "TYCHO_SIGNING_KEY", "TYCHO_TRUSTED_KEYS", "TYCHO_GRACE_SECONDS", "TYCHO_INDEX_DIR",
+                   "TYCHO_CONTAINER_ENGINE", "TYCHO_S3_ENDPOINT", "TYCHO_CODE_DIR", "TYCHO_INVOCATION",
+                   "TYCHO_INVOCATION_ID", "TYCHO_WORK", "TYCHO_NODE_NAME", "TYCHO_IMAGE_SBOM")
+"""The variables a command or a stage process reads besides the operator's settings."""
 GRACE_SECONDS = f"{PREFIX}GRACE_SECONDS"
 """Seconds a stopped stage gets between SIGTERM and SIGKILL (default 10)."""
 TRUSTED_KEYS = f"{PREFIX}TRUSTED_KEYS"

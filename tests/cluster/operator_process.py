@@ -55,8 +55,13 @@ class Operator:
             return str(r.read().decode())
 
     def counted(self, name: str) -> float:
-        """A counter (or a histogram's ``_count``) summed over its labels, as scraped now."""
-        return sum(float(line.rsplit(" ", 1)[1]) for line in self.metrics().splitlines()
+        """A counter (or a histogram's ``_count``) summed over its labels, as scraped now (0
+        while the metrics port does not answer yet)."""
+        try:
+            text = self.metrics()
+        except OSError:
+            return 0.0
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                    if line.startswith((f"{name} ", f"{name}{{")))
 
     def wait_passes(self, at_least: int, timeout: float = 30) -> float:

@@ -69,7 +69,7 @@ class Cluster:
         return env
 
 
-LEASE = STATE.parent / f".{STATE.name}.lease"
+LEASE = STATE.parent / f"{STATE.name}.lease"
 """Who uses the test cluster now: the test processes (pytest, or each pytest-xdist worker)
 that hold it, and whether one of them started it (then the last one out stops it)."""
 

@@ -21,6 +21,18 @@ def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "conditi
     raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r})")
 
 
+def stays(check: Callable[[], Any], seconds: float, what: str, interval: float = 0.2) -> None:
+    """``check`` holds at every look for ``seconds`` (what must NOT happen after an event:
+    watched the whole window, not sampled once after a sleep)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if not check():
+            raise AssertionError(f"{what} stopped holding")
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(interval)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:

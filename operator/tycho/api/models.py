@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 
 from tycho.api import references, rules
-from tycho.api.schema import (
+from tycho.api.grammar import (
     DNS_LABEL,
     DNS_SUBDOMAIN,
     ENV_NAME,
@@ -26,9 +26,8 @@ from tycho.api.schema import (
     MAX_SWEPT,
     SHA256,
     STAGE_NAME_MAX,
-    Model,
-    crd,
 )
+from tycho.api.schema import Model, crd
 
 GROUP = "tycho.dev"
 VERSION = "v1alpha1"
@@ -38,8 +37,10 @@ PLURAL = "experimentpipelines"
 SINGULAR = "experimentpipeline"
 SHORT_NAMES = ["xp"]
 
-Scalar = bool | int | float | str
-ParamValue = bool | int | float | str | list[Scalar]
+Finite = Annotated[float, pydantic.Field(allow_inf_nan=False)]
+"""A float that JSON can carry (params, records and cache keys are JSON): no NaN or infinity."""
+Scalar = bool | int | Finite | str
+ParamValue = bool | int | Finite | str | list[Scalar]
 Quantity = int | str
 """A Kubernetes quantity: a whole number, or a string such as 500m, 2, 512Mi (as in a pod spec)."""
 LIST_MAP: dict[str, pydantic.JsonValue] = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
@@ -169,9 +170,9 @@ class SweepParameter(Model):
     model_config = pydantic.ConfigDict(json_schema_extra=rules.rules(*rules.SWEEP_PARAMETER))
     values: list[Scalar] | None = pydantic.Field(default=None, json_schema_extra=crd(minItems=1))
     """The values to choose from (grid needs these)."""
-    low: float | None = None
+    low: float | None = pydantic.Field(default=None, allow_inf_nan=False)
     """Lower end of a numeric range (inclusive)."""
-    high: float | None = None
+    high: float | None = pydantic.Field(default=None, allow_inf_nan=False)
     """Upper end of a numeric range (inclusive)."""
     type: Literal["int", "float"] = "float"
     """Numeric type of a range."""
@@ -237,7 +238,7 @@ class Stage(Model):
     model_config = pydantic.ConfigDict(json_schema_extra=rules.rules(*rules.STAGE))
     name: str = pydantic.Field(json_schema_extra=crd(pattern=DNS_LABEL, maxLength=STAGE_NAME_MAX))
     """Stage name, a DNS-1123 label (lowercase letters, digits, '-')."""
-    image: str = pydantic.Field(json_schema_extra=crd(pattern=references.IMAGE_REFERENCE.pattern,
+    image: str = pydantic.Field(json_schema_extra=crd(pattern=references.IMAGE_REFERENCE,
                                                       maxLength=references.IMAGE_MAX))
     """Container image (tag or @sha256 digest). The resolved digest is always recorded."""
     command: list[str] = pydantic.Field(json_schema_extra=crd(minItems=1))

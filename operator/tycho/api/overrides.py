@@ -16,10 +16,11 @@ from typing import Any
 
 import yaml
 
-from tycho.api import models, validation
+from tycho.api import grammar, models, problems as problems_mod, validation
 from tycho.api.problems import InvalidManifest, Problem
 
 SWEEP_FIELDS = ("trials", "parallelism", "seed")
+PARAM_NAME = grammar.regex(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 """The sweep settings ``--set STAGE.sweep.FIELD=N`` may change."""
 
 
@@ -47,8 +48,12 @@ def parse(items: Sequence[str]) -> list[Override]:
         add = target.startswith("+")
         stage, dot, param = target.removeprefix("+").partition(".")
         if not eq or not dot or not stage or not param:
-            problems.append(Problem(f"--set {item}", "not STAGE.PARAM=VALUE",
+            problems.append(Problem(f"--set {problems_mod.escape(item)}", "not STAGE.PARAM=VALUE",
                                     "write e.g. --set train.epochs=5 (or +train.new_param=5 to add a param)"))
+            continue
+        if not PARAM_NAME.match(param):
+            problems.append(Problem(f"--set {problems_mod.escape(item)}", f"{problems_mod.escape(param)!r} is not a "
+                                    "param name", "use letters, digits, '_', '.' and '-'"))
             continue
         parsed.append(Override(item, stage, param, raw, add))
     if problems:
@@ -66,6 +71,8 @@ def _value(o: Override) -> Any:
         raise ValueError(f"{o.raw!r} is not a YAML value ({mark})") from None
     if isinstance(value, list) and all(isinstance(v, (bool, int, float, str)) for v in value):
         return value
+    if isinstance(value, list):
+        raise ValueError(f"{o.raw!r} is a list holding lists or objects; a param list holds values only")
     if value is None or not isinstance(value, (bool, int, float, str)):
         raise ValueError(f"{o.raw!r} is a {type(value).__name__}, not a param value")
     return value

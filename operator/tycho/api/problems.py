@@ -8,6 +8,11 @@ from __future__ import annotations
 import dataclasses
 
 
+def escape(text: str) -> str:
+    """A user's text made safe to echo: control characters (terminal escapes) as \\x.. codes."""
+    return "".join(c if c.isprintable() or c in "\n\t" else f"\\x{ord(c):02x}" for c in text)
+
+
 @dataclasses.dataclass(frozen=True)
 class Problem:
     """One thing wrong with a manifest."""

@@ -10,9 +10,10 @@ up in records, status and logs), and literal values that are secrets (use
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
+
+from tycho.api import grammar, problems
 
 if TYPE_CHECKING:
     from tycho.api import models
@@ -26,7 +27,7 @@ working directory (the only place a relative store URL is accepted)."""
 _COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"(?:{_COMPONENT}(?:\.{_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
 _PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-IMAGE_REFERENCE = re.compile(
+IMAGE_REFERENCE = (
     rf"^(?:{_DOMAIN}/)?{_PATH}(?:/{_PATH})*(?::[\w][\w.-]{{0,127}})?"
     r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$")
 """github.com/distribution/reference's grammar: [domain[:port]/]path[:tag][@digest]."""
@@ -38,8 +39,8 @@ STORE_SCHEMES = ("file", "s3", "gs", "gcs", "az", "abfs", "abfss")
 """Where a store can live: fsspec file systems that can be written."""
 INPUT_SCHEMES = (*STORE_SCHEMES, "http", "https")
 """Where external input data can be read from."""
-SECRET_NAME = re.compile(r"(?i)(secret|passw(or)?d|token|api_?key|access_?key|private_?key|credential|auth)")
-SECRET_VALUE = re.compile(
+SECRET_NAME = r"(?i)(secret|passw(or)?d|token|api_?key|access_?key|private_?key|credential|auth)"
+SECRET_VALUE = (
     r"(AKIA|ASIA)[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_\w{20,}"
     r"|xox[abprs]-[A-Za-z0-9-]{10,}|sk-[A-Za-z0-9_-]{20,}|eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.")
 SECRET_MIN_LENGTH = 8
@@ -48,7 +49,7 @@ SECRET_MIN_LENGTH = 8
 # The grammar of URLs, as regular expressions both this module (Python's re) and the
 # CRD's CEL rules (tycho.api.rules, RE2) apply, so a URL means the same on both sides.
 URL_WITH_SCHEME = r"^[A-Za-z][A-Za-z0-9+.-]*://"
-URL_RELATIVE_FILE = r"(?i)^file://[^/]"
+URL_RELATIVE_FILE = r"^file://[^/]"
 """``file://PATH`` without the third slash: relative to what? (the operator and a laptop disagree)."""
 URL_CREDENTIALS = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@"
 """``user:password@`` in the authority: they end up in records, status and logs."""
@@ -59,18 +60,18 @@ URL_CLIMBS = r"^([^?#]*/)?\.\.([/?#]|$)"
 
 
 def scheme_pattern(schemes: tuple[str, ...]) -> str:
-    """A URL whose scheme is one of ``schemes`` (any case)."""
-    return r"(?i)^(" + "|".join(schemes) + r")://"
+    """A URL whose scheme is one of ``schemes`` (lowercase, as the store libraries want it)."""
+    return r"^(" + "|".join(schemes) + r")://"
 
 
 def image(value: str, path: str) -> Iterable[Found]:
     if not value.strip():
         return  # reported as empty elsewhere
-    if len(value) > IMAGE_MAX or not IMAGE_REFERENCE.match(value):
+    if len(value) > IMAGE_MAX or not grammar.regex(IMAGE_REFERENCE).match(value):
         yield (path, f"{value!r} is not an image reference", "write [REGISTRY/]REPOSITORY[:TAG][@sha256:DIGEST] "
                "with a lowercase repository, e.g. ghcr.io/acme/stage:1.2@sha256:<64 hex>")
         return
-    if "@sha256:" in value and not re.search(IMAGE_DIGEST, value):
+    if "@sha256:" in value and not grammar.regex(IMAGE_DIGEST).search(value):
         yield (path, "a sha256 image digest has 64 lowercase hex digits", "copy the digest from the registry")
 
 
@@ -83,34 +84,34 @@ def url(value: str, path: str, schemes: tuple[str, ...], default: str | None = N
     if not value.strip():
         yield (path, "is empty", "give a file:///PATH or an object store URL such as s3://BUCKET/PREFIX")
         return
-    if not re.match(URL_WITH_SCHEME, value):
+    if not grammar.regex(URL_WITH_SCHEME).match(value):
         if not (value.startswith("/") or relative_ok):
             yield (path, f"{value!r} is a relative path", "give an absolute file:///PATH or an object store URL")
-    elif not re.match(scheme_pattern(schemes), value):
-        scheme = value.split("://", 1)[0].lower()
-        yield (path, f"the scheme {scheme}:// cannot be served here",
-               "use one of: " + ", ".join(f"{s}://" for s in schemes))
+    elif not grammar.regex(scheme_pattern(schemes)).match(value):
+        scheme = value.split("://", 1)[0]
+        yield (path, f"the scheme {problems.escape(scheme)}:// cannot be served here",
+               "use one of (in lowercase): " + ", ".join(f"{s}://" for s in schemes))
         return
-    if re.match(URL_CREDENTIALS, value):
+    if grammar.regex(URL_CREDENTIALS).match(value):
         yield (path, "the URL holds credentials (user:password@)",
                "remove them: stores get credentials from spec.storage.secretRef (cluster) or the environment")
-    if re.search(URL_SECRET_QUERY, value):
+    if grammar.regex(URL_SECRET_QUERY).search(value):
         yield (path, "the URL carries a signature or token in its query",
                "do not put credentials in URLs: they are recorded in provenance; grant access through the store's "
                "credentials instead")
-    if re.match(URL_RELATIVE_FILE, value) and not relative_ok:
+    if grammar.regex(URL_RELATIVE_FILE).match(value) and not relative_ok:
         yield (path, f"{value!r} is a relative path", "give an absolute file:///PATH (relative to what? the "
                "operator and a laptop disagree)")
-    if re.match(URL_CLIMBS, value):
+    if grammar.regex(URL_CLIMBS).match(value):
         yield (path, "the path climbs with '..'", "give the path without '..'")
 
 
 def env_value(var: models.EnvVar, path: str) -> Iterable[Found]:
     if var.value is None or not var.value.strip():
         return
-    named = (SECRET_NAME.search(var.name) and len(var.value) >= SECRET_MIN_LENGTH
+    named = (grammar.regex(SECRET_NAME).search(var.name) and len(var.value) >= SECRET_MIN_LENGTH
              and not var.value.startswith(("/", "file:")))
-    if named or SECRET_VALUE.search(var.value):
+    if named or grammar.regex(SECRET_VALUE).search(var.value):
         yield (f"{path}.value", f"{var.name} holds what looks like a secret as a literal value (it would be "
                "recorded in provenance and the cache key)",
                f"store it in a Secret and use valueFrom.secretKeyRef: {{name: SECRET, key: {var.name}}}")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import pydantic
 
-from tycho.api import references, schema
+from tycho.api import grammar, references
 
 
 def rule(expression: str, message: str, field_path: str | None = None) -> pydantic.JsonValue:
@@ -69,7 +69,7 @@ def _url(v: str, where: str, schemes: tuple[str, ...], default: str | None = Non
 def _quantity(field: str) -> list[pydantic.JsonValue]:
     """``self.<field>`` is a positive Kubernetes quantity (``validation.quantity_value``)."""
     v = f"self.{field}"
-    return [rule(f"!has({v}) || (type({v}) == string ? {v}.matches({_quote(schema.QUANTITY)}) && "
+    return [rule(f"!has({v}) || (type({v}) == string ? {v}.matches({_quote(grammar.QUANTITY)}) && "
                  f"quantity({v}).isGreaterThan(quantity('0')) : int({v}) > 0)",
                  f"{field} must be a positive Kubernetes quantity such as 500m or 2 (cpu), 512Mi or 2Gi (memory)",
                  f".{field}")]
@@ -120,8 +120,8 @@ SPEC = [
 ]
 
 PIPELINE = [
-    rule(f"self.spec.stages.all(s, size(self.metadata.name) + 1 + size(s.name) <= {schema.JOB_NAME_BUDGET})",
-         f"pipeline and stage names together are too long for Job names ({schema.JOB_NAME_BUDGET} characters): "
+    rule(f"self.spec.stages.all(s, size(self.metadata.name) + 1 + size(s.name) <= {grammar.JOB_NAME_BUDGET})",
+         f"pipeline and stage names together are too long for Job names ({grammar.JOB_NAME_BUDGET} characters): "
          "shorten the pipeline or a stage name"),
 ]
 
@@ -132,12 +132,12 @@ def _out(o: str) -> str:
 
 
 _STAGES = "object.spec.stages"
-_SECRET_LITERAL = (f"e.name.matches({_quote(references.SECRET_NAME.pattern)}) && size(e.value) >= "
+_SECRET_LITERAL = (f"e.name.matches({_quote(references.SECRET_NAME)}) && size(e.value) >= "
                    f"{references.SECRET_MIN_LENGTH} && !e.value.startsWith('/') && !e.value.startsWith('file:') || "
-                   f"e.value.matches({_quote(references.SECRET_VALUE.pattern)})")
+                   f"e.value.matches({_quote(references.SECRET_VALUE)})")
 
 MANIFEST = [
-    check(f"{_STAGES}.all(s, !has(s.outputs) || s.outputs.all(o, {_out('o')}.matches({_quote(schema.FILE_NAME)})))",
+    check(f"{_STAGES}.all(s, !has(s.outputs) || s.outputs.all(o, {_out('o')}.matches({_quote(grammar.FILE_NAME)})))",
           "spec.stages[].outputs[]: output names are file names (letters, digits, '_', '.', '-'; no '/', not "
           "starting with '.')"),
     check(f"{_STAGES}.all(s, !has(s.outputs) || s.outputs.all(o, s.outputs.exists_one(p, {_out('p')} == "

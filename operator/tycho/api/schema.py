@@ -1,5 +1,5 @@
-"""The building blocks of the API types: the base model, the grammar of names, the
-bounds, and the helpers that put CRD-only schema and CEL rules next to a field.
+"""The building blocks of the API types: the base model and the helper that puts CRD-only
+schema next to a field (the grammar of names and the bounds are ``tycho.api.grammar``).
 
 ``tycho.api.models`` (the spec) and ``tycho.api.status`` (what the operator writes)
 are built from these; ``tycho.api.crd`` turns them into the CustomResourceDefinition.
@@ -16,28 +16,6 @@ from typing import Any
 
 import pydantic
 from pydantic import alias_generators
-
-# The grammar of names, in one place: validation explains violations, the CRD carries
-# the same patterns so the API server refuses them too.
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-FILE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
-ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-QUANTITY = r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|e[0-9]+)?$"
-SHA256 = r"^(sha256:)?[0-9a-f]{64}$"
-STAGE_NAME_MAX = 63
-JOB_NAME_BUDGET = 63 - 12
-"""Job names carry pipeline, stage and 10 hex digits of the cache key; they label pods (63 max)."""
-# The bounds of a manifest, the same for a local run and the API server, which needs them
-# to budget the CEL rules (the cost of checking every inputs[].from grows with stages x
-# stages x inputs x outputs).
-MAX_STAGES = 100
-MAX_INPUTS = 16
-MAX_OUTPUTS = 64
-MAX_REF = 128
-MAX_QUANTITY = 64
-MAX_SWEPT = 32
-"""Swept params of one sweep."""
 
 
 def crd(**schema: pydantic.JsonValue) -> dict[str, pydantic.JsonValue]:

@@ -9,22 +9,21 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal
 
 import pydantic
 import yaml
 
-from tycho.api import dag, models, references, schema, yamlload
+from tycho.api import dag, grammar, models, problems as problems_mod, references, yamlload
 from tycho.api.problems import InvalidManifest, Problem
 
-DNS_LABEL = re.compile(schema.DNS_LABEL)
-DNS_SUBDOMAIN = re.compile(schema.DNS_SUBDOMAIN)
-FILE_NAME = re.compile(schema.FILE_NAME)
-ENV_NAME = re.compile(schema.ENV_NAME)
-QUANTITY = re.compile(schema.QUANTITY)
-SHA256 = re.compile(schema.SHA256)
+DNS_LABEL = grammar.regex(grammar.DNS_LABEL)
+DNS_SUBDOMAIN = grammar.regex(grammar.DNS_SUBDOMAIN)
+FILE_NAME = grammar.regex(grammar.FILE_NAME)
+ENV_NAME = grammar.regex(grammar.ENV_NAME)
+QUANTITY = grammar.regex(grammar.QUANTITY)
+SHA256 = grammar.regex(grammar.SHA256)
 RESERVED_ENV_PREFIX = "TYCHO_"
 STAGES_FIX = "split it into pipelines that read each other's outputs by URL"
 QUANTITY_FIX = "use e.g. 500m or 2 for cpu, 512Mi or 2Gi for memory (a whole number or a string)"
@@ -60,14 +59,18 @@ def _from_pydantic(error: pydantic.ValidationError) -> list[Problem]:
         kind = item["type"]
         if path.endswith(".image") and kind == "missing":
             fix = "set the stage's container image, e.g. image: tycho/stage-cpu:0.1.0"
-        elif ".params." in path:
+        elif kind == "finite_number":
+            problems[path] = Problem(path, f"{item.get('input')!r} is not a finite number",
+                                     "give a finite number (NaN and infinity do not survive JSON)")
+            continue
+        elif ".params." in path:  # a union's other branches failed too: the finite-number problem says most
             fix = "use a bool, int, float, string, or a list of those (no objects or null)"
-            problems[path] = Problem(path, "unsupported param type", fix)
+            problems.setdefault(path, Problem(path, "unsupported param type", fix))
             continue
         elif path == "spec.stages" and kind in ("too_short", "too_long"):
             many = len(item["input"]) if isinstance(item.get("input"), list) else 0
             problems[path] = Problem(path, "no stages", "add at least one stage") if kind == "too_short" else Problem(
-                path, f"{many} stages; a pipeline has at most {schema.MAX_STAGES}", STAGES_FIX)
+                path, f"{many} stages; a pipeline has at most {grammar.MAX_STAGES}", STAGES_FIX)
             continue
         elif path.endswith((".cpu", ".memory")) and ".resources" in path:
             problems[path] = Problem(path, f"{item.get('input')!r} is not a Kubernetes quantity", QUANTITY_FIX)
@@ -98,9 +101,9 @@ def _check_names(spec: models.Spec, name: str) -> Iterable[Problem]:
         if stage.service_account_name is not None and not DNS_SUBDOMAIN.match(stage.service_account_name):
             yield Problem(f"{path[:-5]}.serviceAccountName", f"{stage.service_account_name!r} is not a valid "
                           "ServiceAccount name", "use lowercase letters, digits, '-' and '.'")
-        if len(name) + 1 + len(stage.name) > schema.JOB_NAME_BUDGET:
+        if len(name) + 1 + len(stage.name) > grammar.JOB_NAME_BUDGET:
             yield Problem(path, f"pipeline and stage names are {len(name) + 1 + len(stage.name)} characters together; "
-                          f"Job names allow {schema.JOB_NAME_BUDGET}", "shorten the pipeline or the stage name")
+                          f"Job names allow {grammar.JOB_NAME_BUDGET}", "shorten the pipeline or the stage name")
         outs: set[str] = set()
         for j, out in enumerate(stage.output_names):
             if not FILE_NAME.match(out):
@@ -267,9 +270,9 @@ def check(doc: Mapping[str, Any]) -> models.ExperimentPipeline:
     if not isinstance(doc, Mapping):
         raise InvalidManifest([Problem("(document)", "not a mapping", "write an ExperimentPipeline manifest")])
     stages = doc.get("spec", {}).get("stages") if isinstance(doc.get("spec"), Mapping) else None
-    if isinstance(stages, list) and len(stages) > schema.MAX_STAGES:  # refused before building any of them
+    if isinstance(stages, list) and len(stages) > grammar.MAX_STAGES:  # refused before building any of them
         raise InvalidManifest([Problem("spec.stages", f"{len(stages)} stages; a pipeline has at most "
-                                       f"{schema.MAX_STAGES}", STAGES_FIX)])
+                                       f"{grammar.MAX_STAGES}", STAGES_FIX)])
     try:
         pipeline = models.ExperimentPipeline.model_validate(doc)
     except pydantic.ValidationError as err:
@@ -311,7 +314,8 @@ def _load_text(text: str) -> models.ExperimentPipeline:
     except yamlload.Unreadable as err:
         raise InvalidManifest([Problem("(document)", str(err), "write a plain ExperimentPipeline manifest")]) from None
     except yaml.YAMLError as err:
-        raise InvalidManifest([Problem("(document)", f"not valid YAML: {_escape(' '.join(str(err).split()))}",
+        said = problems_mod.escape(" ".join(str(err).split()))
+        raise InvalidManifest([Problem("(document)", f"not valid YAML: {said}",
                                        "fix the YAML syntax")]) from None
     return check(doc)
 
@@ -323,11 +327,6 @@ def load_bytes(data: bytes) -> models.ExperimentPipeline:
     except yamlload.Unreadable as err:
         raise InvalidManifest([Problem("(document)", str(err), "save the manifest as UTF-8")]) from None
     return load_text(text)
-
-
-def _escape(text: str) -> str:
-    """A user's text made safe to echo: control characters (terminal escapes) as \\x.. codes."""
-    return "".join(c if c.isprintable() or c in "\n\t" else f"\\x{ord(c):02x}" for c in text)
 
 
 def same_type(current: Any, value: Any) -> bool:

@@ -54,31 +54,50 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
     except problems.InvalidInput as bad:
         return _invalid(bad, as_json, _stderr())
-    if not getattr(args, "console", True):  # stage-exec, crd, operator: no terminal output of ours
-        try:
-            code: int = args.handler(args)
-        except problems.InvalidInput as bad:
-            return _invalid(bad, False, _stderr())
-        return code
-    from rich.console import Console
+    console = getattr(args, "console", True)  # stage-exec, crd, operator print nothing of ours
+    if console:
+        from rich.console import Console
 
-    # No emoji codes, no markup in what users wrote: names are shown as written.
-    out, err = Console(soft_wrap=True, emoji=False), Console(stderr=True, soft_wrap=True, emoji=False)
+        # No emoji codes, no markup in what users wrote: names are shown as written.
+        out, err = Console(soft_wrap=True, emoji=False), Console(stderr=True, soft_wrap=True, emoji=False)
+    else:
+        out = err = _stderr()
+    as_json = bool(getattr(args, "json", False))
     try:
-        code = args.handler(args, out, err)
+        code: int = args.handler(args, out, err) if console else args.handler(args)
         return code
     except problems.InvalidInput as bad:
-        return _invalid(bad, args.json, err)
+        return _invalid(bad, as_json, err)
     except (LookupError, FileNotFoundError) as missing:  # a run, an object, a file that is not there
         said = missing.args[0] if isinstance(missing, KeyError) and missing.args else missing  # no repr quotes
-        return _failed(str(said), args.json, err)
-    except Exception as broken:  # noqa: BLE001 - a store item Tycho cannot use: one line, never a traceback
-        from tycho.provenance import store as store_mod
-
-        if not isinstance(broken, (ValueError, OSError, store_mod.IntegrityError)):
+        return _failed(str(said), as_json, err)
+    except Exception as broken:  # noqa: BLE001 - what Tycho could not use: one line, never a traceback
+        message = failure(broken)
+        if message is None:
             raise
-        first = str(broken).splitlines()[0] if str(broken) else ""
-        return _failed(f"{type(broken).__name__}: {first}", args.json, err)
+        return _failed(message, as_json, err)
+
+
+def failure(broken: BaseException) -> str | None:
+    """One line for an error that comes from what a command was given or pointed at (a
+    store, an index, a cluster), with the fix where there is one; None for a bug in Tycho
+    (which keeps its traceback)."""
+    from tycho.provenance import store as store_mod
+
+    first = str(broken).splitlines()[0] if str(broken) else ""
+    family = type(broken).__module__.split(".")[0]
+    if family == "botocore":
+        fix = ("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL for MinIO and other "
+               "S3-compatible stores)") if "Credentials" in type(broken).__name__ else "check the store URL and access"
+        return f"the store refused: {type(broken).__name__}: {first} (fix: {fix})"
+    if family == "sqlite3":
+        return (f"the run index cannot be used: {first} (fix: point TYCHO_INDEX_DIR at a writable folder, or run "
+                "`tycho index rebuild`)")
+    if family == "kubernetes" and type(broken).__name__ == "ConfigException":
+        return f"no cluster to talk to: {first} (fix: set KUBECONFIG, or run in a pod with a ServiceAccount)"
+    if isinstance(broken, (ValueError, OSError, OverflowError, store_mod.IntegrityError)):
+        return f"{type(broken).__name__}: {first}"
+    return None
 
 
 def _stderr() -> Console:

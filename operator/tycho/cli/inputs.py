@@ -53,7 +53,7 @@ def existing_store_url(args: argparse.Namespace) -> str:
     root = Path(url.removeprefix("file://"))
     if given and ("://" not in url or url.startswith("file://")) and not root.is_dir():
         where = "--store" if getattr(args, "store", None) is not None else STORE_ENV
-        raise problems.InvalidInput([problems.Problem(where, f"no store at {root}",
+        raise problems.InvalidInput([problems.Problem(where, f"no store at {problems.escape(str(root))}",
                                                       "give the store a run wrote (tycho run --store URL)")])
     return url
 
@@ -71,7 +71,9 @@ def manifest(args: argparse.Namespace) -> models.ExperimentPipeline:
 
     path = Path(args.file)
     if not path.is_file():
-        raise problems.InvalidManifest([problems.Problem(str(path), "no such file", "give the manifest's path")])
+        what = "is a directory" if path.is_dir() else "no such file"
+        raise problems.InvalidManifest([problems.Problem(problems.escape(str(path)), what,
+                                                         "give the path of the manifest (a YAML file)")])
     pipeline = validation.load_bytes(path.read_bytes())
     items = getattr(args, "set", None) or []
     return overrides.apply(pipeline, items) if items else pipeline
@@ -106,7 +108,13 @@ def index(args: argparse.Namespace) -> Any:
     """The store's run index, brought up to date (see tycho.index.db)."""
     from tycho.index import db
 
-    return db.open_synced(existing_store_url(args), getattr(args, "index", None))
+    url = existing_store_url(args)
+    try:
+        return db.open_synced(url, getattr(args, "index", None))
+    except OSError as err:
+        where = "--index" if getattr(args, "index", None) else "TYCHO_INDEX_DIR"
+        raise problems.InvalidInput([problems.Problem(where, f"cannot keep the run index there: {err}",
+                                                      "point it at a folder this user can write")]) from None
 
 
 def run_ids(args: argparse.Namespace, *typed: str) -> list[str]:

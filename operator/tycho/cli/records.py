@@ -65,7 +65,7 @@ def verify(args: argparse.Namespace, out: Console, err: Console) -> int:
     if not args.json:
         for problem in report.problems:
             say(out, f"error {problem}", "red")
-        counts = ", ".join(f"{n} {k}" for k, n in report.checked.items() if n)
+        counts = ", ".join(f"{n} {k}" for k, n in report.checked.items() if n) or "nothing"
         verdict = "verified" if report.ok else f"{len(report.problems)} problem(s)"
         say(out, f"{verdict}: {counts} in {store.url}")
     return 0 if report.ok else EXIT_FAILED

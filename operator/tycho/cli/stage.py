@@ -14,15 +14,18 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from tycho.api import problems
 from tycho.cli import arguments
 from tycho.cli.output import EXIT_FAILED
 
 if TYPE_CHECKING:
+    import pydantic
+
     from tycho.stage import invocation, work as work_mod
 
+M = TypeVar("M", bound="pydantic.BaseModel")
 INVOCATION_ENV = "TYCHO_INVOCATION"
 WORK_ENV = "TYCHO_WORK"
 
@@ -40,31 +43,36 @@ def register(sub: arguments.SubParsers) -> None:
 
 
 def _invocation(args: argparse.Namespace) -> invocation.Invocation:
-    import pydantic
-
     from tycho.stage import invocation
 
     where = "--invocation" if args.invocation else INVOCATION_ENV
-    if args.invocation:
-        try:
-            raw = Path(args.invocation).read_text()
-        except OSError as err:
-            raise problems.InvalidInput([problems.Problem("--invocation", f"cannot read {args.invocation}: "
-                                                          f"{err.strerror or err}", "give the invocation's path")]
-                                        ) from None
-    else:
-        raw = os.environ.get(INVOCATION_ENV, "")
+    raw = _read(args.invocation, where) if args.invocation else os.environ.get(INVOCATION_ENV, "")
     if not raw.strip():
         raise problems.InvalidInput([problems.Problem(where, "no invocation",
                                                       f"set {INVOCATION_ENV} or pass --invocation FILE")])
+    return _parse(invocation.Invocation, raw, where, "pass the invocation an executor wrote")
+
+
+def _read(path: str, where: str) -> str:
     try:
-        return invocation.Invocation.model_validate_json(raw)
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise problems.InvalidInput([problems.Problem(where, f"cannot read {path}: {why}",
+                                                      "give the path of the JSON file an executor wrote")]) from None
+
+
+def _parse(model: type[M], raw: str, where: str, fix: str) -> M:
+    import pydantic
+
+    try:
+        return model.model_validate_json(raw)
     except pydantic.ValidationError as err:
         first = err.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "(document)"
-        raise problems.InvalidInput([problems.Problem(where, f"not a stage invocation: {field}: {first['msg']} "
-                                                      f"({err.error_count()} problem(s))",
-                                                      "pass the invocation an executor wrote")]) from None
+        raise problems.InvalidInput([problems.Problem(
+            where, f"not a valid {model.__name__}: {field}: {first['msg']} ({err.error_count()} problem(s))", fix)]
+        ) from None
 
 
 def stage_exec(args: argparse.Namespace) -> int:
@@ -89,7 +97,8 @@ def stage_exec(args: argparse.Namespace) -> int:
         if args.container:
             from tycho.executors import contained, engines
 
-            run = engines.ContainerRun.model_validate_json(Path(args.container).read_text())
+            run = _parse(engines.ContainerRun, _read(args.container, "--container"), "--container",
+                         "pass the RUN.json the container executor wrote")
             result = contained.execute(inv, run, log, stop)
         else:
             result = wrapper.execute(inv, log, stop)

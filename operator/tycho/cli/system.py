@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tycho.api import problems
 from tycho.cli import arguments
 
 
@@ -27,6 +28,17 @@ def crd(args: argparse.Namespace) -> int:
 
 
 def operator(args: argparse.Namespace) -> int:
+    from tycho import settings
     from tycho.controller import main as operator_main
+    from tycho.kube import client
 
-    return operator_main.run(verbose=args.verbose)
+    cfg = settings.Settings.from_env()  # refused settings and no cluster: one line each, before anything starts
+    for name, near in settings.Settings.unknown().items():
+        print(f"warning {name} is not a setting Tycho reads" + (f" (did you mean {near}?)" if near else ""),
+              file=sys.stderr)
+    try:
+        client.api_client()
+    except OSError as err:
+        raise problems.InvalidInput([problems.Problem("KUBECONFIG", f"cannot read it: {err}",
+                                                      "point it at a kubeconfig file")]) from None
+    return operator_main.run(cfg, verbose=args.verbose)

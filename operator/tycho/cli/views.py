@@ -183,7 +183,8 @@ def board(args: argparse.Namespace, out: Console, err: Console) -> int:
     except hosts.BadHost as bad:
         raise problems.InvalidInput([problems.Problem("--host", str(bad), "give an address (127.0.0.1, 0.0.0.0) "
                                                       "or a host name of this machine")]) from None
-    say(out, f"tycho board on http://{args.host}:{args.port}/ over {url}, answering to {', '.join(names)} "
+    shown = f"[{args.host}]" if ":" in args.host else args.host  # an IPv6 address in a URL
+    say(out, f"tycho board on http://{shown}:{args.port}/ over {url}, answering to {', '.join(names)} "
              "(Ctrl-C stops it)")
     server.serve(url, host=args.host, port=args.port, logs=logs, index_path=args.index, verifier=verifier,
                  allowed_hosts=names)

@@ -40,6 +40,7 @@ def execute(inv: Invocation, run: engines.ContainerRun, log: work_mod.Log,
             stop: threading.Event | None = None) -> Result:
     """fetch → run (in the container) → publish. Raises StageFailed or StageCancelled."""
     stop = stop or threading.Event()
+    grace = settings.grace_seconds()
     store = store_mod.Store(inv.store)
     # ignore_cleanup_errors: with docker as a non-root user, out/ holds files of uid 10001
     with tempfile.TemporaryDirectory(prefix=f"tycho-{inv.stage}-", ignore_cleanup_errors=True) as tmp:
@@ -53,7 +54,7 @@ def execute(inv: Invocation, run: engines.ContainerRun, log: work_mod.Log,
         live = threading.Thread(target=supervise.live, args=(inv, store, work, done), daemon=True, name="live")
         live.start()
         try:
-            code, began = _run(inv, run, root, invocation, log, stop)
+            code, began = _run(inv, run, root, invocation, log, stop, grace)
         finally:
             done.set()
             live.join(timeout=30)
@@ -83,14 +84,14 @@ def _share(root: Path, engine: engines.Engine) -> None:
 
 
 def _run(inv: Invocation, run: engines.ContainerRun, root: Path, invocation: Path, log: work_mod.Log,
-         stop: threading.Event) -> tuple[int, float | None]:
+         stop: threading.Event, grace: float) -> tuple[int, float | None]:
     """The run phase in its container; (exit status, seconds from the engine command to the
     wrapper's start inside, when it started)."""
     engine = run.engine
     started = time.time()
     if stop.is_set():  # cancelled while fetching: start nothing
         return 0, None
-    proc = subprocess.Popen(engines.run_args(run, str(root), str(invocation), settings.grace_seconds()),
+    proc = subprocess.Popen(engines.run_args(run, str(root), str(invocation), grace),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
                             errors="replace", preexec_fn=process.stop_with_parent)
 
@@ -109,7 +110,7 @@ def _run(inv: Invocation, run: engines.ContainerRun, root: Path, invocation: Pat
             except subprocess.TimeoutExpired:
                 pass
             if stop.is_set():
-                engines.stop(engine, run.name, settings.grace_seconds() + 1)
+                engines.stop(engine, run.name, grace + 1)
                 try:  # a stop that found no container yet (still being created) stopped nothing
                     code = proc.wait(timeout=2)
                 except subprocess.TimeoutExpired:

@@ -74,6 +74,7 @@ class ProcessExecutor:
         ``signing_key``: the Ed25519 key that signs records (default: ``$TYCHO_SIGNING_KEY``,
         else ``signing.key`` beside ``work``, created on first use)."""
         self.work_dir, self.logs_dir, self.listener = work, logs, listener
+        self.grace = settings.grace_seconds()  # read once: a bad value is refused before any stage starts
         self.signing_key = signing_key or Path(os.environ.get(signing.KEY_ENV) or work.parent / "signing.key")
         self.extra_env = {**dict(extra_env or {}), signing.KEY_ENV: str(self.signing_key.resolve())}
         self._procs: dict[str, _Process] = {}
@@ -195,7 +196,7 @@ class ProcessExecutor:
 
         proc.cancelled = True
         _signal_group(proc.popen, signal.SIGTERM)
-        timer = threading.Timer(settings.grace_seconds() + KILL_MARGIN, _signal_group, (proc.popen, signal.SIGKILL))
+        timer = threading.Timer(self.grace + KILL_MARGIN, _signal_group, (proc.popen, signal.SIGKILL))
         timer.daemon = True
         timer.start()
 
@@ -228,7 +229,7 @@ class ProcessExecutor:
                 self.cancel(proc.start.execution)
         for proc in procs:
             try:
-                proc.popen.wait(timeout=settings.grace_seconds() + 2 * KILL_MARGIN)
+                proc.popen.wait(timeout=self.grace + 2 * KILL_MARGIN)
             except subprocess.TimeoutExpired:
                 _signal_group(proc.popen, signal.SIGKILL)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import pydantic
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tycho import settings
-from tycho.api import phases
+from tycho.api import phases, problems
 from tycho.planning import cachekey
 from tycho.provenance import cache as cache_mod, documents, layout, record, signing, slsa, store as store_mod, tree
 
@@ -50,30 +51,39 @@ def store_keys(store: store_mod.Store) -> Keys:
 
 
 def local_keys() -> Keys:
-    """The public half of the signing key this process is configured with, if any."""
-    try:
-        key = signing.configured_key()
-    except (OSError, ValueError):
+    """The public half of the signing key this process is configured with, if any (a key
+    file named but not made yet is none; one that is no key is refused, naming it)."""
+    path = os.environ.get(signing.KEY_ENV)
+    if not path or not os.path.isfile(path):
         return {}
-    return {signing.keyid(key.public_key()): key.public_key()} if key else {}
+    return file_keys([path], signing.KEY_ENV)
 
 
-def file_keys(paths: Iterable[str | Path]) -> Keys:
-    """Public keys from PEM files (a private key file gives its public half)."""
+def file_keys(paths: Iterable[str | Path], where: str = "--key") -> Keys:
+    """Public keys from PEM files (a private key file gives its public half); a file that
+    cannot be read as one is refused naming ``where`` it was given (a flag, a variable)."""
     found: Keys = {}
     for path in paths:
-        data = Path(path).read_bytes()
-        public = (signing.load_private(path).public_key() if b"PRIVATE KEY" in data else signing.load_public(data))
+        try:
+            data = Path(path).read_bytes()
+            public = (signing.load_private(path).public_key() if b"PRIVATE KEY" in data
+                      else signing.load_public(data))
+        except (OSError, ValueError) as err:
+            why = err.strerror if isinstance(err, OSError) and err.strerror else str(err).splitlines()[0]
+            raise problems.InvalidInput([problems.Problem(where, f"{path}: {why}", "give a PEM file of an Ed25519 "
+                                                          "public key (or of the private key that signs)")]) from None
         found[signing.keyid(public)] = public
     return found
 
 
 def trusted_keys(store: store_mod.Store, extra: Iterable[str | Path] = ()) -> Keys:
     """Whose signatures count: the configured signing key, ``TYCHO_TRUSTED_KEYS``
-    (comma-separated PEM files) and ``extra``; when none is configured, the keys the store
-    holds (that catches edits, not an attacker who can also write ``keys/``)."""
+    (comma-separated PEM files) and ``extra`` (the local signing key); when none is
+    configured, the keys the store holds (that catches edits, not an attacker who can
+    also write ``keys/``)."""
     configured = local_keys()
-    configured.update(file_keys([*extra, *settings.trusted_key_files()]))
+    configured.update(file_keys(extra, "the local signing key"))
+    configured.update(file_keys(settings.trusted_key_files(), settings.TRUSTED_KEYS))
     return configured or store_keys(store)
 
 

@@ -38,7 +38,11 @@ class IntegrityError(Exception):
 def storage_options(url: str) -> dict[str, Any]:
     """fsspec options from the environment (S3 endpoint for MinIO and friends)."""
     if url.startswith("s3://"):
-        endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("TYCHO_S3_ENDPOINT")
+        named = "AWS_ENDPOINT_URL" if os.environ.get("AWS_ENDPOINT_URL") else "TYCHO_S3_ENDPOINT"
+        endpoint = os.environ.get(named)
+        if endpoint and not endpoint.startswith(("http://", "https://")):
+            raise ValueError(f"{named}={endpoint!r} is not an http:// or https:// URL (fix: give the S3 endpoint, "
+                             "e.g. http://127.0.0.1:9000 for a local MinIO, or unset it for AWS)")
         # No listing cache: another process (a stage pod) may have just written the key.
         # Bounded timeouts and retries: an unreachable store fails a stage attempt within about
         # a minute (the Job retries it as a new pod) instead of hanging on a dead connection.

@@ -85,6 +85,9 @@ def verify(store: store_mod.Store, run_ids: Sequence[str] | None, keys: audit.Ke
             if not store.verify(name):
                 findings.append(audit.Finding(rel, "does not hash to its name"))
     count["objects"] += len(seen_objects)
+    if everything and not any(count.values()):  # a typo in a URL must not read as a store that verifies
+        findings.append(audit.Finding(store.url, "holds no runs, records, objects or cache entries: it is not a "
+                                                 "Tycho store (give the URL that runs wrote to)"))
     unique = list(dict.fromkeys(str(f) for f in findings))
     return Report(store=store.url, runs=wanted, checked=count, problems=unique)
 

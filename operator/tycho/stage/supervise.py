@@ -40,11 +40,11 @@ def mask(line: str, secrets: list[str]) -> str:
     return line
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
+def _stop(proc: subprocess.Popen[str], grace: float) -> None:
     """SIGTERM to the user's process group, a grace period, then SIGKILL."""
     try:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=settings.grace_seconds())
+        proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -62,7 +62,7 @@ class _Attempt:
 
 
 def _attempt(inv: Invocation, work: Work, hook: Path, store: store_mod.Store | None, log: Log,
-             stop: threading.Event) -> _Attempt:
+             stop: threading.Event, grace: float) -> _Attempt:
     """One run of the user command."""
     shutil.rmtree(work.outputs, ignore_errors=True)
     work.outputs.mkdir()
@@ -96,11 +96,11 @@ def _attempt(inv: Invocation, work: Work, hook: Path, store: store_mod.Store | N
             pass
         follow.poll()
         if follow.stopped is not None:
-            _stop(proc)
+            _stop(proc, grace)
             reader.join(5)
             return _Attempt(0, f"stopped early at step {follow.stopped}", follow.stopped)
         if stop.is_set():
-            _stop(proc)
+            _stop(proc, grace)
             reader.join(5)
             raise StageCancelled(f"stage {inv.stage!r} was cancelled")
         if deadline is not None and time.monotonic() > deadline:
@@ -158,6 +158,7 @@ def run(inv: Invocation, work: Work, log: Log = print, stop: threading.Event | N
     runs only) receives live metrics."""
     began = time.time()
     stop = stop or threading.Event()
+    grace = settings.grace_seconds()  # SIGTERM to SIGKILL when the stage must stop
     work.out.mkdir(parents=True, exist_ok=True)
     reason, attempt, ok, stopped = "", 0, False, None
     with tempfile.TemporaryDirectory(prefix="tycho-hook-") as hook_dir:
@@ -169,7 +170,7 @@ def run(inv: Invocation, work: Work, log: Log = print, stop: threading.Event | N
                 if stop.wait(delay):
                     raise StageCancelled(f"stage {inv.stage!r} was cancelled")
             killed_before = oom_kills()
-            attempted = _attempt(inv, work, hook, store, log, stop)
+            attempted = _attempt(inv, work, hook, store, log, stop, grace)
             failed = [c for c in checks_mod.read(work.checks) if c.severity == "fail"]
             if failed:  # a finding about the data or the model: another attempt finds it again
                 reason = "; ".join(f"check {c.code} failed: {c.message}" for c in failed)

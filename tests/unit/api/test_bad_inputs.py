@@ -14,7 +14,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tycho.api import problems, schema, validation, yamlload
+from tycho.api import grammar, problems, validation, yamlload
 
 REPO = Path(__file__).resolve().parents[3]
 TOY = yaml.safe_load((REPO / "tests" / "fixtures" / "toy" / "toy.yaml").read_text()
@@ -42,15 +42,15 @@ def test_a_file_that_is_not_utf8_is_one_error_with_the_offset(tmp_path: Path) ->
 
 
 def test_the_largest_pipeline_the_api_server_takes_validates_listed_in_reverse() -> None:
-    pipeline = validation.check(chain(schema.MAX_STAGES, reverse=True))
-    assert len(pipeline.spec.stages) == schema.MAX_STAGES
+    pipeline = validation.check(chain(grammar.MAX_STAGES, reverse=True))
+    assert len(pipeline.spec.stages) == grammar.MAX_STAGES
 
 
 def test_a_10000_stage_manifest_is_refused_naming_spec_stages(tmp_path: Path) -> None:
     proc = cli(tmp_path, yaml.safe_dump(chain(10_000, reverse=True)).encode())
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.count("error ") == 1, proc.stderr
-    assert f"spec.stages: 10000 stages; a pipeline has at most {schema.MAX_STAGES}" in proc.stderr
+    assert f"spec.stages: 10000 stages; a pipeline has at most {grammar.MAX_STAGES}" in proc.stderr
 
 
 def test_markup_in_names_is_echoed_as_written_never_interpreted(tmp_path: Path) -> None:

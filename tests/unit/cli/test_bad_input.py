@@ -71,7 +71,7 @@ def test_with_json_the_error_is_a_document_on_stdout(capsys: pytest.CaptureFixtu
     doc = json.loads(out)
     assert code == 2 and doc["error"].startswith("--store: the scheme foo://")
     assert doc["problems"] == [{"path": "--store", "message": "the scheme foo:// cannot be served here",
-                                "fix": "use one of: file://, s3://, gs://, gcs://, az://, abfs://, abfss://"}]
+                                "fix": "use one of (in lowercase): file://, s3://, gs://, gcs://, az://, abfs://, abfss://"}]
     code, out, _ = run(capsys, "run", DIGITS, "--json", "--max-parallel", "0")
     assert code == 2 and json.loads(out)["problems"][0]["path"] == "--max-parallel"
     code, out, _ = run(capsys, "validate", DIGITS, "--json", "--set", "nope.x=1")
@@ -114,8 +114,10 @@ def _flags(command: str) -> list[str]:
 QUICK = ["validate", "explain", "run", "reproduce", "runs", "show", "checks", "diff", "lineage", "verify", "index",
          "stage-exec", "crd"]
 """Commands that, given the files below, end quickly whatever the flags (no server, no operator)."""
-values = st.one_of(st.text(max_size=12), st.sampled_from(["-1", "0", "1", "1e309", "nan", "s3://b/x", "foo://x",
-                                                          "a=b", "+a.b=1", "x.y=[", "../..", "/nonexistent", ""]))
+values = st.one_of(st.text(max_size=12), st.sampled_from([
+    "-1", "0", "1", "1e309", "nan", "s3://b/x", "foo://x", "S3://b/x", "a=b", "+a.b=1", "x.y=[", "../..",
+    "/nonexistent", "", "generate.count=3", "generate.count=.nan", "+generate.x=.inf", "generate.scale=1e400",
+    "total.fail_marker=[[1]]", "+generate.a b=1", "generate.count=\n"]))
 
 
 @hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -125,9 +127,14 @@ def test_any_flags_end_in_a_result_or_one_error_never_a_traceback(capsys: pytest
                                                                  data: st.DataObject) -> None:
     command = data.draw(st.sampled_from(QUICK))
     argv = [command]
+    manifests = ["/nonexistent.yaml", str(REPO / "tests" / "unit" / "api" / "bad_manifests" / "cycle.yaml")]
+    if command in ("validate", "explain"):  # these plan, they run nothing: a valid manifest too
+        toy = Path("toy.yaml")
+        toy.write_text((REPO / "tests" / "fixtures" / "toy" / "toy.yaml").read_text()
+                       .replace("NOTES_URL", "file:///nonexistent/notes.txt").replace("path: code", "path: ."))
+        manifests.append(str(toy.resolve()))
     if command in ("validate", "explain", "run"):
-        argv.append(data.draw(st.sampled_from(["/nonexistent.yaml", str(REPO / "tests" / "unit" / "api"
-                                                                       / "bad_manifests" / "cycle.yaml")])))
+        argv.append(data.draw(st.sampled_from(manifests)))
     for _ in range(data.draw(st.integers(0, 4))):
         argv.append(data.draw(st.sampled_from([*_flags(command), "--json"])))
         if data.draw(st.booleans()):
