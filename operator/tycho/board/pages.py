@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from tycho import __version__
-from tycho.board import api, security, state
+from tycho.board import api, state
 from tycho.index import query
 from tycho.provenance import media
 from tycho.reports import text
@@ -30,12 +30,6 @@ _env.globals.update(version=__version__, media=media)
 
 def render(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(_env.get_template(template).render(**context), status_code=status_code)
-
-
-def webgl(page: Response) -> Response:
-    """A page that draws parallel coordinates (WebGL): its CSP lets plotly compile its drawing code."""
-    page.headers["Content-Security-Policy"] = security.WEBGL_PAGE_POLICY
-    return page
 
 
 def error(request: Request, status: int, message: str) -> Response:
@@ -82,7 +76,7 @@ def leaderboard(request: Request, board: state.Board) -> Response:
         numeric = [n["name"] for n in names if n["kind"] == "param"][:4]
         best = result.runs[0].headline if result.runs else {}
         numeric += list(best)[:1]
-    return webgl(render("leaderboard.html", title="Leaderboard", result=result, args=args, pipelines=pipelines,
+    return (render("leaderboard.html", title="Leaderboard", result=result, args=args, pipelines=pipelines,
                         names=names, listing_url=listing_url, sort_url=sort_url, numeric=numeric,
                         live=any(r.phase == "Running" for r in result.runs), store=board.store.url))
 
@@ -135,7 +129,7 @@ def compare(request: Request, board: state.Board) -> Response:
     group_keys = [r.key for r in params.rows if r.changed] if params else []
     headline = board.index.conn.execute("SELECT headline_name FROM runs WHERE run_id=?", (ids[0],)).fetchone()
     dims = group_keys + ([headline[0]] if headline and headline[0] else [])
-    return webgl(render("compare.html", title=f"Compare {len(ids)} runs", page=page, runs=ids,
+    return (render("compare.html", title=f"Compare {len(ids)} runs", page=page, runs=ids,
                         curve_names=curve_names, group_keys=group_keys, dims=dims,
                         everything=request.query_params.get("all") == "1"))
 

@@ -7,8 +7,8 @@ every response carries. ``tycho.board.server.app`` wraps its routes in both (``m
   images and data only (no inline script: the pages' code is in ``static/board.js``), never be
   framed by another page, and send no referrer; ``X-Content-Type-Options: nosniff``. A route
   that sets one of these itself keeps its own: HTML artifacts are framed by the run page in a
-  sandbox with a CSP of their own (``server.SANDBOXED_ARTIFACT``), and the pages that draw
-  WebGL plots allow plotly's compiled drawing code (``WEBGL_PAGE_POLICY``).
+  sandbox with a CSP of their own (``server.SANDBOXED_ARTIFACT``). No page may compile code
+  (no ``unsafe-eval``): the charts are drawn by plotly.js's strict bundle.
 """
 
 from __future__ import annotations
@@ -43,10 +43,6 @@ def policy(**changes: str) -> str:
 
 
 CONTENT_SECURITY_POLICY = policy()
-WEBGL_PAGE_POLICY = policy(script_src="'self' 'unsafe-eval'")
-"""For the pages that draw parallel coordinates (the leaderboard, compare): plotly.js draws them
-with WebGL through regl, which compiles its drawing code with ``Function``. Still no inline
-script: injected markup cannot run code on these pages either."""
 HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",

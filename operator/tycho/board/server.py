@@ -2,8 +2,10 @@
 and the shipped static files; ``serve`` runs it with uvicorn.
 
 Every page has a JSON twin under ``/api/`` serving the same data (``tycho.board.api``).
-Assets come from the package only (``static/`` here and plotly's bundled JavaScript from
-the installed ``plotly`` package): the board works offline. Artifacts are served with
+Assets come from the package only (``static/``): the board works offline. Its charts are
+drawn by plotly.js's strict bundle (``static/plotly.min.js``: the npm package
+``plotly.js-strict-dist-min``, which compiles no code at run time, so the pages' CSP needs no
+``unsafe-eval``; MIT, ``static/plotly.LICENSE``). Artifacts are served with
 their media type; HTML artifacts (stage reports) get a ``sandbox`` Content-Security-Policy
 so their scripts run in an opaque origin, never as the board. Every response carries the
 board's security headers and every request must name an allowed Host (``tycho.board.security``).
@@ -12,7 +14,6 @@ board's security headers and every request must name an allowed Host (``tycho.bo
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 import pydantic
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -38,15 +39,6 @@ SANDBOXED_ARTIFACT = {
     "X-Frame-Options": "SAMEORIGIN",
 }
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-def plotly_js() -> Path | None:
-    """plotly.min.js as the installed ``plotly`` package ships it (no CDN)."""
-    spec = importlib.util.find_spec("plotly")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "package_data" / "plotly.min.js"
-    return path if path.is_file() else None
 
 
 def listing_args(request: Request) -> api.ListingArgs:
@@ -183,12 +175,6 @@ def app(store_url: str, *, logs: Path | None = None, index_path: str | None = No
                 f'attachment; filename="{q(request, "name") or request.path_params["sha256"]}"')
         return Response(data, media_type=kind, headers=headers)
 
-    def plotly(request: Request) -> Response:
-        path = plotly_js()
-        if path is None:
-            return PlainTextResponse("the plotly package is not installed (pip install 'tycho[board]')", 404)
-        return FileResponse(path, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
-
     def healthz(request: Request) -> Response:
         board.index.conn.execute("SELECT 1").fetchone()
         return PlainTextResponse("ok")
@@ -215,7 +201,6 @@ def app(store_url: str, *, logs: Path | None = None, index_path: str | None = No
         Route("/api/downstream", _guard(api_downstream)),
         Route("/api/artifacts/{sha256}", _guard(api_artifact)),
         Route("/artifacts/{sha256}", _guard(raw_artifact)),
-        Route("/static/plotly.min.js", _guard(plotly)),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
         Route("/", _guard(page(pages.leaderboard))),
         Route("/runs/{run}", _guard(page(pages.run))),

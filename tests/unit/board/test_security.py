@@ -39,9 +39,6 @@ def every_route(client: TestClient) -> list[str]:
             "/static/nothing.js", "/healthz", f"/artifacts/{png}", f"/artifacts/{'0' * 64}"]
 
 
-WEBGL_PAGES = ("/?", "/compare?")  # they draw parallel coordinates
-
-
 def directives(csp: str) -> dict[str, str]:
     return dict(d.split(" ", 1) for d in csp.split("; "))
 
@@ -51,18 +48,11 @@ def test_every_response_carries_the_security_headers(client: TestClient) -> None
     for url in every_route(client):
         response = client.get(url)
         statuses.add(response.status_code)
-        webgl = (url + "?").startswith(WEBGL_PAGES) and response.status_code == 200
-        expected = {**security.HEADERS, "Content-Security-Policy": security.WEBGL_PAGE_POLICY} if webgl \
-            else security.HEADERS
-        for name, value in expected.items():
+        for name, value in security.HEADERS.items():  # every page, those that draw WebGL charts too
             assert response.headers.get(name) == value, (url, name, response.headers.get(name))
     assert statuses == {200, 400, 404}  # errors are answered with the headers too
     csp = directives(security.CONTENT_SECURITY_POLICY)
     assert csp["script-src"] == "'self'" and csp["frame-ancestors"] == "'none'" and csp["default-src"] == "'none'"
-    # the WebGL pages may compile code (plotly's regl), never run inline script, and differ in nothing else
-    webgl = directives(security.WEBGL_PAGE_POLICY)
-    assert webgl.pop("script-src") == "'self' 'unsafe-eval'"
-    assert webgl == {k: v for k, v in csp.items() if k != "script-src"}
 
 
 def test_an_html_report_keeps_its_sandbox_and_may_be_framed_by_the_board_only(client: TestClient) -> None:

@@ -1,4 +1,4 @@
-/* Tycho board: plain fetch + Plotly (served from the installed plotly package). No CDN. */
+/* Tycho board: plain fetch + Plotly (plotly.js strict bundle, shipped in static/). No CDN. */
 "use strict";
 const Board = (() => {
   const $ = (sel, root) => (root || document).querySelector(sel);
