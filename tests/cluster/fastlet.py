@@ -1,6 +1,7 @@
 """A fast kubelet for the fault tests: runs stage pods in a pool of long-lived worker
 processes (Tycho imported once), each container's phase with exactly that container's
-environment, in order, the way ``Space.run_stage`` does with one process per container.
+environment, in order (``tests.support.kubelet.run_phases``), the way ``Space.run_stage``
+does with one process per container.
 
 Used where many pods must run quickly (50 pipelines while the operator is being killed,
 a store outage) and process isolation is not what is tested (``test_secrets`` tests it).
@@ -10,66 +11,16 @@ The user's code still runs as its own subprocess, through the stage wrapper.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
-import io
 import multiprocessing
 import os
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from tests.cluster.space import Space
+from tests.support import kubelet
 from tycho.kube import naming
-
-Result = list[tuple[str, int, str]]
-
-
-def _run_pod(containers: list[tuple[str, str, dict[str, str]]], code_dir: str) -> Result:
-    """In a worker: every container (name, phase, env) in order until one fails."""
-    from tycho.provenance import store as store_mod
-    from tycho.stage import fetch as fetch_mod, invocation, publish as publish_mod, supervise, work as work_mod
-
-    root = Path(tempfile.mkdtemp(prefix="tycho-fastpod-"))
-    out: Result = []
-    saved = dict(os.environ)
-    try:
-        for name, phase, env in containers:
-            os.environ.clear()
-            os.environ.update(env, TYCHO_WORK=str(root / "stage"), TYCHO_CODE_DIR=code_dir, HOME=str(root))
-            if "TYCHO_SIGNING_KEY" in env:
-                key = root / "signing.key"
-                key.write_text(env["TYCHO_SIGNING_KEY_PEM"])
-                os.environ["TYCHO_SIGNING_KEY"] = str(key)
-            inv = invocation.Invocation.model_validate_json(env["TYCHO_INVOCATION"])
-            work = work_mod.Work(root / "stage")
-            log = io.StringIO()
-            code = 0
-            try:
-                with contextlib.redirect_stdout(log):
-                    if phase == "live":
-                        pass  # the live-metrics sidecar: nothing to show the fast kubelet's readers
-                    elif phase == "fetch":
-                        fetch_mod.fetch(inv, store_mod.Store(inv.store), work)
-                    elif phase == "run":
-                        code = 0 if supervise.run(inv, work, print) else 1
-                    else:
-                        publish_mod.publish(inv, store_mod.Store(inv.store), work, print)
-            except Exception as err:  # noqa: BLE001 - a container that failed, as its exit code says
-                log.write(f"[tycho] {type(err).__name__}: {err}\n")
-                code = 1
-            out.append((name, code, log.getvalue()))
-            if code:
-                break
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        shutil.rmtree(root, ignore_errors=True)
-    return out
-
 
 POD_SECONDS = 90.0
 """A pod that has not ended by then is killed (its worker with it) and reported failed:
@@ -117,23 +68,21 @@ class FastKubelet:
         self.thread.join(30)
         self.pool.shutdown(cancel_futures=True)
 
-    def _containers(self, pod: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
-        job = {"spec": {"template": {"spec": pod["spec"]}}}
+    def _containers(self, pod: dict[str, Any]) -> list[kubelet.Container]:
         found = []
-        for container in [*pod["spec"].get("initContainers", []), *pod["spec"]["containers"]]:
-            env = self.space.container_env(job, pod, container)
+        for container in kubelet.containers(pod):
+            env = kubelet.container_env(self.space.kube, self.space.ns, pod, container)
             if "TYCHO_SIGNING_KEY" in env:
                 secret = next(v["secret"]["secretName"] for v in pod["spec"]["volumes"] if v["name"] == "signing")
                 env["TYCHO_SIGNING_KEY_PEM"] = self.space.kube.secret(self.space.ns, secret)["signing.key"]
             env["PATH"] = os.environ["PATH"]
             env["TYCHO_INVOCATION"] = pod["metadata"]["annotations"][naming.ANNOTATION_INVOCATION]  # its downward file
-            phase = container["command"][container["command"].index("--phase") + 1]
-            found.append((container["name"], phase, env))
+            found.append((container["name"], kubelet.phase(container), env))
         return found
 
     def _loop(self) -> None:
-        pending: dict[concurrent.futures.Future[Result], dict[str, Any]] = {}
-        started: dict[concurrent.futures.Future[Result], float] = {}
+        pending: dict[concurrent.futures.Future[kubelet.Ended], dict[str, Any]] = {}
+        started: dict[concurrent.futures.Future[kubelet.Ended], float] = {}
         while not self.stop.is_set():
             try:
                 for pod in self.space.kube.pods(self.space.ns, "tycho.dev/pipeline"):
@@ -141,7 +90,7 @@ class FastKubelet:
                     if uid in self.handled or pod.get("status", {}).get("phase") != "Running" \
                             or pod["metadata"].get("deletionTimestamp") or self.paused.is_set():
                         continue
-                    future = self.pool.submit(_run_pod, self._containers(pod), str(self.space.code_dir))
+                    future = self.pool.submit(kubelet.run_phases, self._containers(pod), str(self.space.code_dir))
                     self.handled.add(uid)
                     pending[future], started[future] = pod, time.monotonic()
                 done, _ = concurrent.futures.wait(list(pending), timeout=0.3,

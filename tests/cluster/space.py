@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from tests.cluster.operator_process import Operator
+from tests.support import kubelet
 from tests.support.cluster import SECRET, SIGNING_SECRET, STATE, TOY, TYCHO, VENV_BIN, Cluster, Kube
 from tests.support.waiting import wait_for
 from tycho.kube import naming
@@ -124,29 +125,9 @@ class Space:
     # ---- playing kubelet ----------------------------------------------------------------
     def container_env(self, job: dict[str, Any], pod: dict[str, Any], container: dict[str, Any] | None = None
                       ) -> dict[str, str]:
-        """One container's environment as the kubelet would build it (only its own entries)."""
-        container = container or job["spec"]["template"]["spec"]["containers"][0]
-        env: dict[str, str] = {}
-        for item in container.get("env", []):
-            if "value" in item:
-                env[item["name"]] = item["value"]
-                continue
-            source = item["valueFrom"]
-            if "secretKeyRef" in source:
-                ref = source["secretKeyRef"]
-                data = self.kube.secret(self.ns, ref["name"])
-                if ref["key"] in data:
-                    env[item["name"]] = data[ref["key"]]
-                elif not ref.get("optional"):
-                    raise AssertionError(f"secret {ref['name']} has no key {ref['key']}")
-            elif "fieldRef" in source:
-                path = source["fieldRef"]["fieldPath"]
-                if path == "spec.nodeName":
-                    env[item["name"]] = pod["spec"].get("nodeName", "")
-                    continue
-                assert path.startswith("metadata.labels['"), path
-                env[item["name"]] = pod["metadata"]["labels"][path[len("metadata.labels['"):-2]]
-        return env
+        """One container's environment as the kubelet would build it (its first, by default)."""
+        first = job["spec"]["template"]["spec"]["containers"][0]
+        return kubelet.container_env(self.kube, self.ns, pod, container or first)
 
     def _volumes(self, job: dict[str, Any], root: Path) -> None:
         """emptyDirs as folders under the pod's root; Secret volumes written out as files."""
@@ -180,10 +161,14 @@ class Space:
         mounts = {m["mountPath"]: m for m in container.get("volumeMounts", [])}
         # What a container on a real node never sees: the cluster's state, the pod's own fetch
         # state, and every test session's temporary files (other tests' pods, values files).
+        # This test's own folder stays in sight (a test may hand its stage a file there).
         sessions = Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}"
         hide = [STATE, sessions, *[root / p.lstrip("/") for p in ("stage/state", "var")]]
-        script = ["set -e"]
+        own, kept = shlex.quote(str(self.tmp)), shlex.quote(str(root / "test-tmp"))
+        (root / "test-tmp").mkdir(exist_ok=True)
+        script = ["set -e", f"mount --bind {own} {kept}"]
         script += [f"mount -t tmpfs -o size=1m tmpfs {shlex.quote(str(h))}" for h in hide if h.exists()]
+        script.append(f"mkdir -p {own} && mount --bind {kept} {own}")
         for path, mount in mounts.items():
             host = shlex.quote(str(root / path.lstrip("/")))
             if mount.get("readOnly"):
@@ -201,7 +186,7 @@ class Space:
         self._volumes(job, root)
         results: list[tuple[dict[str, Any], subprocess.CompletedProcess[str]]] = []
         sidecars: list[tuple[dict[str, Any], subprocess.Popen[str]]] = []
-        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+        for container in kubelet.containers({"spec": spec}):
             env = self.container_env(job, pod, container)
             for name in ("TYCHO_WORK", "TYCHO_SIGNING_KEY"):
                 if name in env:
